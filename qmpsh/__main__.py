@@ -1,0 +1,7 @@
+"""Allow ``python -m qmpsh``."""
+
+import sys
+
+from qmpsh.cli import main
+
+sys.exit(main())

@@ -1,0 +1,477 @@
+"""The synchronous QMP client: one socket, one reader thread, replies filed by id.
+
+Why a reader thread: QEMU writes events whenever it likes.  If nobody reads them
+while the shell waits for input, QEMU's output buffer grows and events arrive late
+or in a burst.  The reader thread drains the socket all the time, calls event
+listeners in order, and hands each reply to the request whose ``id`` it carries.
+Callers simply block on the reply they asked for.
+
+Usage::
+
+    client = QmpClient(parse_address("/tmp/qmp.sock"), timeout=30.0)
+    client.add_event_listener(lambda event: print(event["event"]))
+    client.connect(wait=5.0)          # retry while the socket is missing or refused
+    client.execute("query-status")    # -> the "return" value, or CommandError
+    client.execute_message({"execute": "stop", "id": 7})   # -> the whole reply dict
+    pending = client.submit({"execute": "query-block"})    # returns at once
+    pending.result(timeout=1.0)       # CommandTimeout; pending.abandon() drops it
+    client.close()
+
+Threads: event and transcript listeners run on the reader thread (transcript "out"
+entries on the sending thread), so they must be quick and must not call ``execute``.
+Failures: after EOF, a socket error or garbage from the peer, every pending and
+later call raises the recorded failure (``DisconnectedError`` or ``ProtocolError``),
+and disconnect listeners are told once.  Replies are returned as received, except
+that ids this client added (``"qmpsh-N"``) are removed; ids the user gave are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
+from itertools import count
+from typing import Any
+
+from qmpsh.address import Address, UnixAddress
+from qmpsh.errors import (
+    CommandError,
+    CommandTimeout,
+    ConnectError,
+    DisconnectedError,
+    InputError,
+    ProtocolError,
+    QmpshError,
+)
+
+MAX_LINE = 64 * 1024 * 1024  # one message larger than this is not QMP, it is a runaway peer
+MAX_STRAY_LINES = 100  # non-greeting lines tolerated before the greeting
+RECV_SIZE = 1 << 20
+RETRY_INTERVAL = 0.05
+MAX_NOTES = 200
+
+EventListener = Callable[[dict[str, Any]], None]
+TranscriptListener = Callable[[str, dict[str, Any]], None]
+DisconnectListener = Callable[[QmpshError], None]
+
+
+class PendingReply:
+    """A request on the wire; its reply (or the connection's failure) lands here."""
+
+    def __init__(self, key: str, name: str, auto_id: bool) -> None:
+        self.key = key
+        self.name = name
+        self.auto_id = auto_id
+        self.abandoned = False
+        self._done = threading.Event()
+        self._reply: dict[str, Any] = {}
+        self._failure: QmpshError | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        """The whole reply; ``timeout=None`` waits for ever (Ctrl-C still interrupts)."""
+        if timeout == float("inf"):
+            timeout = None
+        if not self._done.wait(timeout):
+            raise CommandTimeout(f"no reply to {self.name} within {timeout:g} s")
+        if self._failure is not None:
+            raise _fresh(self._failure)
+        return self._reply
+
+    def abandon(self) -> None:
+        """Stop caring (Ctrl-C, timeout): the late reply is matched by id and dropped."""
+        self.abandoned = True
+
+    def _resolve(self, reply: dict[str, Any]) -> None:
+        if self.auto_id:
+            reply = {k: v for k, v in reply.items() if k != "id"}
+        self._reply = reply
+        self._done.set()
+
+    def _fail(self, failure: QmpshError) -> None:
+        self._failure = failure
+        self._done.set()
+
+
+class QmpClient:
+    """A QMP connection that many threads may ``execute`` on at once."""
+
+    def __init__(self, address: Address, *, timeout: float = 30.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.greeting: dict[str, Any] = {}
+        self.version: tuple[int, int, int] = (0, 0, 0)
+        self.package = ""
+        self.notes: deque[str] = deque(maxlen=MAX_NOTES)  # dropped replies, listener errors
+        self._sock: socket.socket | None = None
+        self._reader: threading.Thread | None = None
+        self._lock = threading.Lock()  # guards _pending and _failure
+        self._send_lock = threading.Lock()
+        self._pending: dict[str, PendingReply] = {}
+        self._failure: QmpshError | None = None
+        self._greeted = threading.Event()
+        self._settled = threading.Event()  # greeting seen, or the connection failed first
+        self._ids = count(1)
+        self._event_listeners: list[EventListener] = []
+        self._transcript_listeners: list[TranscriptListener] = []
+        self._disconnect_listeners: list[DisconnectListener] = []
+        self._stray: list[bytes] = []
+
+    # -- listeners ---------------------------------------------------------------
+
+    def add_event_listener(self, callback: EventListener) -> None:
+        """Called on the reader thread for every event, in order, even before the greeting."""
+        self._event_listeners.append(callback)
+
+    def add_transcript_listener(self, callback: TranscriptListener) -> None:
+        """Called with ("out"|"in"|"event", message) for every message, for --logfile."""
+        self._transcript_listeners.append(callback)
+
+    def add_disconnect_listener(self, callback: DisconnectListener) -> None:
+        """Called once with the failure when the connection is lost, so a UI can say so."""
+        self._disconnect_listeners.append(callback)
+
+    # -- connecting --------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._greeted.is_set() and self._failure is None
+
+    @property
+    def failure(self) -> QmpshError | None:
+        """Why the connection ended, or None while it is alive (or not yet made)."""
+        return self._failure
+
+    def connect(self, wait: float = 0.0, *, negotiate: bool = True) -> None:
+        """Connect, read the greeting and negotiate; retry for ``wait`` s if not there yet.
+
+        ``negotiate=False`` is qmp-shell's ``-N``: the monitor was already negotiated
+        (for instance by a wrapper), so sending ``qmp_capabilities`` again would fail.
+        A client makes one connection in its life; to reconnect, make a new client.
+        """
+        if self._sock is not None or self._failure is not None:
+            raise ConnectError(f"this client was already connected to {self.address}")
+        self._sock = self._open_socket(wait)
+        self._reader = threading.Thread(target=self._read_loop, name="qmp-reader", daemon=True)
+        self._reader.start()
+        self._await_greeting()
+        if negotiate:
+            self._negotiate()
+
+    def _open_socket(self, wait: float) -> socket.socket:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._dial()
+            except (FileNotFoundError, ConnectionRefusedError) as e:
+                if time.monotonic() >= deadline:
+                    raise self._connect_error(e) from None
+            except OSError as e:
+                raise self._connect_error(e) from None
+            time.sleep(RETRY_INTERVAL)
+
+    def _dial(self) -> socket.socket:
+        if isinstance(self.address, UnixAddress):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.timeout)
+                sock.connect(self.address.path)
+            except OSError:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection((self.address.host, self.address.port), self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(None)  # the reader blocks in recv; close() wakes it by shutdown
+        return sock
+
+    def _connect_error(self, e: OSError) -> ConnectError:
+        reason = e.strerror or str(e) or type(e).__name__
+        if isinstance(e, TimeoutError):
+            reason = f"timed out after {self.timeout:g} s"
+        return ConnectError(f"cannot connect to {self.address}: {reason}")
+
+    def _await_greeting(self) -> None:
+        self._settled.wait(self.timeout)
+        if self._greeted.is_set():
+            return
+        failure = self._failure
+        self.close()
+        if isinstance(failure, ProtocolError):
+            raise failure
+        if failure is not None:
+            raise ConnectError(f"cannot connect to {self.address}: closed before the QMP greeting")
+        raise self._no_greeting_error()
+
+    def _no_greeting_error(self) -> QmpshError:
+        where = f"no QMP greeting from {self.address} within {self.timeout:g} s"
+        if self._stray:
+            seen = self._stray[0][:60].decode("utf-8", "replace")
+            return ProtocolError(f"{where}; it sent {seen!r} (is it an HMP monitor or not QMP?)")
+        return ConnectError(f"{where} (QEMU serves one client per monitor: is another connected?)")
+
+    def _negotiate(self) -> None:
+        arguments = {"enable": ["oob"]} if "oob" in self._capabilities() else None
+        try:
+            self.execute("qmp_capabilities", arguments)
+        except CommandError as e:
+            self.close()
+            raise ConnectError(f"{self.address} refused qmp_capabilities: {e}") from None
+
+    def _capabilities(self) -> list[Any]:
+        caps = self.greeting.get("QMP", {}).get("capabilities", [])
+        return caps if isinstance(caps, list) else []
+
+    def close(self) -> None:
+        """Hang up; pending and later calls raise DisconnectedError.  Safe to repeat."""
+        self._fail(DisconnectedError(f"connection to {self.address} closed"))
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout=5)
+
+    # -- sending -----------------------------------------------------------------
+
+    def submit(self, message: dict[str, Any]) -> PendingReply:
+        """Send ``message`` (adding an id unless it has one) and return without waiting."""
+        auto_id = "id" not in message
+        if auto_id:
+            message = {**message, "id": f"qmpsh-{next(self._ids)}"}
+        pending = PendingReply(_id_key(message["id"]), _command_name(message), auto_id)
+        with self._lock:
+            self._raise_if_failed()
+            if pending.key in self._pending:
+                raise InputError(f"id {message['id']!r} is already used by a pending command")
+            self._pending[pending.key] = pending
+        self._send(message)
+        return pending
+
+    def execute_message(
+        self, message: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send a whole QMP message and return the whole reply (``return`` or ``error``)."""
+        pending = self.submit(message)
+        try:
+            return pending.result(self.timeout if timeout is None else timeout)
+        except BaseException:  # timeout or Ctrl-C: let the late reply be dropped
+            pending.abandon()
+            raise
+
+    def execute(
+        self, name: str, arguments: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        """Run one command and return its ``return`` value; a QMP error is CommandError."""
+        message: dict[str, Any] = {"execute": name}
+        if arguments:
+            message["arguments"] = arguments
+        reply = self.execute_message(message, timeout=timeout)
+        if "error" in reply:
+            raise _command_error(reply)
+        return reply.get("return")
+
+    def _send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message).encode() + b"\n"
+        sock = self._sock
+        self._tell_transcript("out", message)
+        try:
+            with self._send_lock:
+                if sock is None:
+                    raise OSError("not connected")
+                sock.sendall(data)
+        except OSError as e:
+            self._fail(self._lost(e.strerror or str(e)))
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise _fresh(self._failure)
+        if self._sock is None:
+            raise DisconnectedError(f"not connected to {self.address}")
+
+    # -- reading (reader thread) ---------------------------------------------------
+
+    def _read_loop(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        lines = _LineBuffer()
+        try:
+            while self._failure is None:
+                chunk = sock.recv(RECV_SIZE)
+                if not chunk:
+                    reason = "EOF in the middle of a message" if lines.partial else "EOF"
+                    self._fail(self._lost(reason))
+                    return
+                for line in lines.feed(chunk):
+                    self._handle_line(line)
+                if lines.partial > MAX_LINE:
+                    raise ProtocolError(f"{self.address} sent a line over {MAX_LINE} bytes")
+        except QmpshError as e:
+            self._fail(e)
+        except OSError as e:
+            self._fail(self._lost(e.strerror or str(e)))
+
+    def _handle_line(self, line: bytes) -> None:
+        if not line.strip() or self._failure is not None:
+            return
+        try:
+            message = json.loads(line)
+        except ValueError as e:  # includes invalid UTF-8
+            if self._greeted.is_set():
+                raise self._garbage(line, e) from None
+            self._stray_line(line)
+            return
+        if not isinstance(message, dict):
+            if self._greeted.is_set():
+                raise self._garbage(line, "not a JSON object")
+            self._stray_line(line)
+            return
+        self._dispatch(message)
+
+    def _stray_line(self, line: bytes) -> None:
+        """Before the greeting, junk (a banner, a half line) is tolerated, within reason."""
+        self._stray.append(line[:200])  # kept only to quote in an error message
+        if len(self._stray) > MAX_STRAY_LINES:
+            raise ProtocolError(f"{self.address} is not a QMP monitor: no greeting, only junk")
+
+    def _garbage(self, line: bytes, why: object) -> ProtocolError:
+        shown = line[:60].decode("utf-8", "replace")
+        return ProtocolError(f"{self.address} sent invalid QMP ({why}): {shown!r}; disconnected")
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if "event" in message:
+            self._deliver_event(message)
+        elif "QMP" in message and not self._greeted.is_set():
+            self._accept_greeting(message)
+        elif "return" in message or "error" in message:
+            self._tell_transcript("in", message)
+            self._route_reply(message)
+        else:
+            self._tell_transcript("in", message)
+            self.notes.append(f"ignored a message that is not QMP: {message!r:.100}")
+
+    def _deliver_event(self, event: dict[str, Any]) -> None:
+        self._tell_transcript("event", event)
+        for listener in self._event_listeners:
+            try:
+                listener(event)
+            except Exception as e:  # a broken listener must not stop the reader
+                self.notes.append(f"event listener failed: {type(e).__name__}: {e}")
+
+    def _accept_greeting(self, greeting: dict[str, Any]) -> None:
+        self._tell_transcript("in", greeting)
+        try:
+            qemu = greeting["QMP"]["version"]["qemu"]
+            self.version = (int(qemu["major"]), int(qemu["minor"]), int(qemu["micro"]))
+            self.package = str(greeting["QMP"]["version"].get("package", ""))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ProtocolError(f"{self.address} sent a malformed QMP greeting") from None
+        self.greeting = greeting
+        self._greeted.set()
+        self._settled.set()
+
+    def _route_reply(self, reply: dict[str, Any]) -> None:
+        with self._lock:
+            if "id" in reply:
+                pending = self._pending.pop(_id_key(reply["id"]), None)
+            else:  # QEMU answers input it could not parse without an id
+                pending = self._pop_oldest()
+        if pending is None:
+            self.notes.append(f"dropped a reply nobody asked for: {reply!r:.100}")
+        elif pending.abandoned:
+            self.notes.append(f"dropped the late reply to abandoned {pending.name}")
+        else:
+            pending._resolve(reply)
+
+    def _pop_oldest(self) -> PendingReply | None:
+        for key in self._pending:
+            return self._pending.pop(key)
+        return None
+
+    # -- failure -------------------------------------------------------------------
+
+    def _lost(self, reason: str) -> DisconnectedError:
+        return DisconnectedError(f"connection to {self.address} lost ({reason})")
+
+    def _fail(self, failure: QmpshError) -> None:
+        """Record the first failure, hang up, and fail every pending request with it."""
+        with self._lock:
+            if self._failure is not None:
+                return
+            self._failure = failure
+            pending, self._pending = list(self._pending.values()), {}
+        self._settled.set()
+        self._hang_up()
+        for request in pending:
+            request._fail(failure)
+        for listener in self._disconnect_listeners:
+            try:
+                listener(failure)
+            except Exception as e:
+                self.notes.append(f"disconnect listener failed: {type(e).__name__}: {e}")
+
+    def _hang_up(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        with suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a reader in recv() and a blocked sender
+        with self._send_lock:  # never close the fd under a sendall in progress
+            sock.close()
+
+    def _tell_transcript(self, direction: str, message: dict[str, Any]) -> None:
+        for listener in self._transcript_listeners:
+            try:
+                listener(direction, message)
+            except Exception as e:
+                self.notes.append(f"transcript listener failed: {type(e).__name__}: {e}")
+
+    def __enter__(self) -> QmpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _LineBuffer:
+    """Split a byte stream on newlines; a long message costs linear time, not quadratic."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self.partial = 0  # bytes of the unfinished last line
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        if b"\n" not in chunk:
+            self._parts.append(chunk)
+            self.partial += len(chunk)
+            return []
+        *lines, rest = b"".join([*self._parts, chunk]).split(b"\n")
+        self._parts, self.partial = [rest], len(rest)
+        return lines
+
+
+def _fresh(failure: QmpshError) -> QmpshError:
+    """A copy to raise, so threads sharing one failure do not share one traceback."""
+    return copy.copy(failure).with_traceback(None)
+
+
+def _id_key(id_value: Any) -> str:
+    """Ids may be any JSON value; their canonical JSON text is hashable and exact."""
+    return json.dumps(id_value, sort_keys=True)
+
+
+def _command_name(message: dict[str, Any]) -> str:
+    name = message.get("execute", message.get("exec-oob"))
+    return name if isinstance(name, str) else "the request"
+
+
+def _command_error(reply: dict[str, Any]) -> CommandError:
+    error = reply.get("error")
+    if not isinstance(error, dict):
+        return CommandError("GenericError", f"malformed error reply: {error!r}", reply)
+    return CommandError(str(error.get("class", "GenericError")), str(error.get("desc", "")), reply)

@@ -1,0 +1,98 @@
+"""One small exception hierarchy, so every frontend can map failures to exit codes.
+
+Each class carries the exit code a script ends with when it is the cause, so the
+mapping lives next to the failure rather than in a table somewhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_OK = 0
+EXIT_COMMAND_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CONNECTION = 3
+EXIT_TIMEOUT = 4
+
+
+class QmpshError(Exception):
+    """Base of every error qmpsh reports to a user as one line."""
+
+    exit_code: int = EXIT_USAGE
+
+
+class ConnectError(QmpshError):
+    """The monitor could not be reached or refused the handshake."""
+
+    exit_code = EXIT_CONNECTION
+
+
+class ProtocolError(QmpshError):
+    """The peer spoke something that is not QMP (garbage, a cut line, a bad greeting)."""
+
+    exit_code = EXIT_CONNECTION
+
+
+class DisconnectedError(QmpshError):
+    """The connection went away after it was established."""
+
+    exit_code = EXIT_CONNECTION
+
+
+class CommandTimeout(QmpshError):
+    """A reply did not come within the allowed time; the connection may still be fine."""
+
+    exit_code = EXIT_CONNECTION
+
+
+class EventTimeout(QmpshError):
+    """``wait EVENT`` gave up: scripts use this to tell 'nothing happened' from a failure."""
+
+    exit_code = EXIT_TIMEOUT
+
+
+class LaunchError(QmpshError):
+    """``--launch`` could not start QEMU (missing binary, bad arguments, early exit)."""
+
+    exit_code = EXIT_CONNECTION
+
+
+class CommandError(QmpshError):
+    """QEMU answered a command with ``{"error": ...}``."""
+
+    exit_code = EXIT_COMMAND_ERROR
+
+    def __init__(self, error_class: str, desc: str, reply: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{error_class}: {desc}")
+        self.error_class = error_class
+        self.desc = desc
+        self.reply = reply if reply is not None else {"error": {"class": error_class, "desc": desc}}
+
+
+class InputError(QmpshError):
+    """The user's line cannot be turned into a request; ``column`` points at the culprit.
+
+    Columns are 1-based, as editors show them.  ``line`` is filled in by script
+    frontends, which know which line of the file they are on.
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, column: int | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column
+        self.line = line
+
+    def at_line(self, line: int) -> InputError:
+        """Return a copy that also names the script line, for multi-line frontends."""
+        return InputError(self.message, self.column, line)
+
+    def __str__(self) -> str:
+        where = []
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.column is not None:
+            where.append(f"col {self.column}")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message

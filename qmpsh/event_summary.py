@@ -1,0 +1,357 @@
+"""One readable line per QMP event, and how loudly the UI should show it.
+
+QEMU's event data is built for machines (signed SPICE session ids, offsets in bytes,
+RTC offsets in seconds); a person watching a pane needs the few facts that matter,
+so the events people actually watch for get a tailored line and everything else a
+generic, flattened ``key=value`` one.  Pure: no terminal libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["error", "warning", "notice", "info"]
+Summarizer = Callable[[dict[str, Any]], str]
+
+DEFAULT_WIDTH = 160
+LOCK = "🔒 tls"
+
+SPICE_CHANNEL_NAMES = {
+    1: "main",
+    2: "display",
+    3: "inputs",
+    4: "cursor",
+    5: "playback",
+    6: "record",
+    7: "tunnel",
+    8: "smartcard",
+    9: "usbredir",
+    10: "port",
+    11: "webdav",
+}
+
+# What a person should expect to see next after a watchdog fires (QEMU 7.2, as observed).
+WATCHDOG_FOLLOW_UPS = {
+    "reset": "RESET follows",
+    "shutdown": "POWERDOWN/SHUTDOWN follows",
+    "pause": "STOP follows",
+    "poweroff": "QEMU exits (no SHUTDOWN)",
+    "debug": "nothing visible (stderr line only)",
+    "none": "nothing visible",
+    "inject-nmi": "NMI to the guest, nothing visible",
+}
+
+
+def summarize(
+    event: dict[str, Any], *, caused_by: str | None = None, width: int = DEFAULT_WIDTH
+) -> str:
+    """``HH:MM:SS.mmm NAME summary [← cause]``, one line whatever the event carries."""
+    name = str(event.get("event", "?"))
+    data = event.get("data")
+    data = data if isinstance(data, dict) else {}
+    summarizer = _SUMMARIZERS.get(name, _generic)
+    try:
+        detail = summarizer(data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        detail = _generic(data)  # an unexpected shape must never cost the line
+    line = " ".join(part for part in (event_time(event), name, detail) if part)
+    line = _truncate(line.replace("\n", " "), width)
+    return f"{line} ← {caused_by}" if caused_by else line
+
+
+def severity(event: dict[str, Any]) -> Severity:
+    """Errors lose data or kill the guest; warnings change its run state; notices are normal."""
+    name = event.get("event")
+    data = event.get("data") or {}
+    if name == "BLOCK_IO_ERROR":
+        return "warning" if data.get("action") == "ignore" else "error"
+    if name == "BLOCK_JOB_ERROR":
+        return "error"
+    if name == "WATCHDOG":
+        quiet = data.get("action") in ("none", "debug", "inject-nmi")
+        return "warning" if quiet else "error"
+    if name in ("STOP", "SHUTDOWN", "RESET"):
+        return "warning" if data.get("guest") or name == "STOP" else "notice"
+    if name in ("POWERDOWN", "SPICE_DISCONNECTED", "VNC_DISCONNECTED", "BLOCK_JOB_CANCELLED"):
+        return "notice"
+    return "info"
+
+
+def event_time(event: dict[str, Any]) -> str:
+    """Local wall time of QEMU's stamp with milliseconds; now, if the event has none."""
+    stamp = event.get("timestamp")
+    try:
+        seconds = int(stamp["seconds"])  # type: ignore[index]
+        micros = int(stamp["microseconds"])  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        now = time.time()
+        seconds, micros = int(now), int((now % 1) * 1_000_000)
+    if seconds < 0:  # QEMU stamps -1 when it could not read the clock
+        return "--:--:--.---"
+    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{micros // 1000:03d}"
+
+
+def unsigned32(value: int) -> int:
+    """SPICE session ids are u32 that QEMU hands over as signed ints."""
+    return value % 2**32
+
+
+def spice_channel_name(channel_type: int) -> str:
+    return SPICE_CHANNEL_NAMES.get(channel_type, f"type{channel_type}")
+
+
+def human_size(n: int) -> str:
+    """Binary units with one decimal, as ``qemu-img`` prints them."""
+    if abs(n) < 1024:
+        return f"{n} B"
+    size = n / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if abs(size) < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def human_offset(seconds: int) -> str:
+    """Signed seconds as ``+1h 02m 03s`` (days too), since RTC offsets can be huge."""
+    sign = "-" if seconds < 0 else "+"
+    rest = abs(int(seconds))
+    days, rest = divmod(rest, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts: list[str] = []
+    if days:
+        parts.append(f"{days}d")
+    if days or hours:
+        parts.append(f"{hours:02d}h" if parts else f"{hours}h")
+    if parts or minutes:
+        parts.append(f"{minutes:02d}m" if parts else f"{minutes}m")
+    parts.append(f"{secs:02d}s" if parts else f"{secs}s")
+    return sign + " ".join(parts)
+
+
+def progress(offset: int, length: int) -> str:
+    """``1.0 MiB/1.0 MiB (100%)``; rounded down so an unfinished job never shows 100%."""
+    text = f"{human_size(offset)}/{human_size(length)}"
+    if length <= 0:
+        return text
+    pct = offset * 100 / length
+    shown = f"{pct:.1f}" if 0 < pct < 1 else str(int(pct))
+    return f"{text} ({shown}%)"
+
+
+def endpoint(part: dict[str, Any], port_key: str = "port") -> str:
+    """``host:port``, bracketing IPv6 literals so the port stays readable."""
+    host = str(part.get("host", "?"))
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{part.get(port_key, '?')}"
+
+
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dicts become dotted keys, lists keep their index: ``client.host``, ``a.0``."""
+    items: list[tuple[Any, Any]]
+    if isinstance(data, dict):
+        items = list(data.items())
+    elif isinstance(data, list):
+        items = list(enumerate(data))
+    else:
+        return [(prefix, data)]
+    out: list[tuple[str, Any]] = []
+    for key, value in items:
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict | list) and value:
+            out.extend(flatten(value, path))
+        else:
+            out.append((path, value))
+    return out
+
+
+def as_text(value: Any) -> str:
+    """The text form filters compare and lines show: JSON for non-strings, so 1 is "1"."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _shown(value: Any) -> str:
+    text = as_text(value)
+    return json.dumps(text) if isinstance(value, str) and (" " in text or not text) else text
+
+
+def _generic(data: dict[str, Any]) -> str:
+    return " ".join(f"{key}={_shown(value)}" for key, value in flatten(data))
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _spice(data: dict[str, Any]) -> str:
+    client, server = data["client"], data["server"]
+    route = f"{endpoint(client)} → {endpoint(server)} {client.get('family', '')}".rstrip()
+    if "channel-type" not in client:
+        return route
+    kind = int(client["channel-type"])
+    parts = [f"{spice_channel_name(kind)}:{client.get('channel-id', 0)}", route]
+    if "connection-id" in client:
+        parts.append(f"session={unsigned32(int(client['connection-id']))}")
+    if "auth" in server:
+        parts.append(f"auth={server['auth']}")
+    if client.get("tls"):
+        parts.append(LOCK)
+    return " ".join(parts)
+
+
+def _vnc(data: dict[str, Any]) -> str:
+    client, server = data["client"], data["server"]
+    parts = [f"{endpoint(client, 'service')} → {endpoint(server, 'service')}"]
+    if "auth" in server:
+        parts.append(f"auth={server['auth']}")
+    for key in ("x509_dname", "sasl_username"):
+        if key in client:
+            parts.append(f"{key}={_shown(client[key])}")
+    if client.get("websocket"):
+        parts.append("websocket")
+    return " ".join(parts)
+
+
+def _block_io_error(data: dict[str, Any]) -> str:
+    where = data.get("device") or data.get("node-name") or "?"
+    line = f"{where} {data.get('operation', '?')} error, action={data.get('action', '?')}"
+    if data.get("reason"):
+        line += f": {data['reason']}"
+    return line + (" (no space left)" if data.get("nospace") else "")
+
+
+def _watchdog(data: dict[str, Any]) -> str:
+    action = str(data.get("action", "?"))
+    follow = WATCHDOG_FOLLOW_UPS.get(action)
+    return f"action={action} → {follow}" if follow else f"action={action}"
+
+
+def _guest_or_host(data: dict[str, Any]) -> str:
+    if not data:
+        return ""
+    who = "guest" if data.get("guest") else "host"
+    return f"{who}: {data['reason']}" if "reason" in data else who
+
+
+def _rtc_change(data: dict[str, Any]) -> str:
+    line = f"offset {human_offset(int(data['offset']))}"
+    return f"{line} ({data['qom-path']})" if data.get("qom-path") else line
+
+
+def _tray(data: dict[str, Any]) -> str:
+    where = data.get("device") or data.get("id") or "?"
+    return f"{where} tray {'open' if data['tray-open'] else 'closed'}"
+
+
+def _block_job(data: dict[str, Any]) -> str:
+    parts = [str(data.get("type", "job")), str(data.get("device", "?"))]
+    if "len" in data:
+        parts.append(progress(int(data.get("offset", 0)), int(data["len"])))
+    if data.get("speed"):
+        parts.append(f"speed={human_size(int(data['speed']))}/s")
+    for key in ("operation", "action"):
+        if key in data:
+            parts.append(f"{key}={data[key]}")
+    if data.get("error"):
+        parts.append(f"error: {data['error']}")
+    return " ".join(parts)
+
+
+def _job_status(data: dict[str, Any]) -> str:
+    return f"{data['id']} → {data['status']}"
+
+
+@dataclass
+class SpiceChannelState:
+    channel_type: int
+    channel_id: int
+    client: str
+    tls: bool
+    up: bool
+
+    @property
+    def name(self) -> str:
+        return spice_channel_name(self.channel_type)
+
+
+@dataclass
+class SpiceSession:
+    """The channels one SPICE client opened, keyed by the unsigned session id."""
+
+    session_id: int
+    channels: list[SpiceChannelState] = field(default_factory=list)
+
+    @property
+    def up(self) -> int:
+        return sum(ch.up for ch in self.channels)
+
+
+def spice_sessions(events: Iterable[dict[str, Any]]) -> list[SpiceSession]:
+    """Rebuild sessions from SPICE events; DISCONNECTED carries no session, so match by port."""
+    sessions: dict[int, SpiceSession] = {}
+    by_client: dict[str, SpiceChannelState] = {}
+    for event in events:
+        name, data = event.get("event"), event.get("data") or {}
+        client = data.get("client")
+        if not isinstance(client, dict):
+            continue
+        where = endpoint(client)
+        if name == "SPICE_INITIALIZED" and "connection-id" in client:
+            session_id = unsigned32(int(client["connection-id"]))
+            session = sessions.setdefault(session_id, SpiceSession(session_id))
+            channel = SpiceChannelState(
+                int(client.get("channel-type", 0)),
+                int(client.get("channel-id", 0)),
+                where,
+                bool(client.get("tls")),
+                True,
+            )
+            session.channels.append(channel)
+            by_client[where] = channel
+        elif name == "SPICE_DISCONNECTED" and where in by_client:
+            by_client.pop(where).up = False
+    return list(sessions.values())
+
+
+def format_spice_sessions(sessions: Iterable[SpiceSession]) -> list[str]:
+    """Lines for ``spice sessions``: a header per session, one indented line per channel."""
+    lines: list[str] = []
+    for session in sessions:
+        total = len(session.channels)
+        lines.append(f"session {session.session_id}: {session.up}/{total} channels up")
+        for ch in session.channels:
+            label = f"{ch.name}:{ch.channel_id}"
+            state = "up" if ch.up else "down"
+            lock = " 🔒 tls" if ch.tls else ""
+            lines.append(f"  {label:<12} {state:<5} {ch.client}{lock}")
+    return lines or ["no SPICE sessions seen"]
+
+
+_SUMMARIZERS: dict[str, Summarizer] = {
+    "SPICE_CONNECTED": _spice,
+    "SPICE_INITIALIZED": _spice,
+    "SPICE_DISCONNECTED": _spice,
+    "VNC_CONNECTED": _vnc,
+    "VNC_INITIALIZED": _vnc,
+    "VNC_DISCONNECTED": _vnc,
+    "BLOCK_IO_ERROR": _block_io_error,
+    "WATCHDOG": _watchdog,
+    "RESET": _guest_or_host,
+    "SHUTDOWN": _guest_or_host,
+    "RTC_CHANGE": _rtc_change,
+    "DEVICE_TRAY_MOVED": _tray,
+    "BLOCK_JOB_COMPLETED": _block_job,
+    "BLOCK_JOB_CANCELLED": _block_job,
+    "BLOCK_JOB_READY": _block_job,
+    "BLOCK_JOB_ERROR": _block_job,
+    "BLOCK_JOB_PENDING": _block_job,
+    "JOB_STATUS_CHANGE": _job_status,
+}

@@ -1,0 +1,111 @@
+"""The shell's own keys, layered over prompt_toolkit's Emacs defaults.
+
+These are merged last, so they win over the defaults for Enter, Ctrl-C and Ctrl-D.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prompt_toolkit.buffer import Buffer
+from prompt_toolkit.completion import CompleteEvent, get_common_complete_suffix
+from prompt_toolkit.filters import Condition, has_completions
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.keys import Keys
+
+from qmpsh.syntax import is_complete
+
+if TYPE_CHECKING:
+    from qmpsh.ui import ShellUI
+
+
+def shell_bindings(ui: ShellUI) -> KeyBindings:
+    """Enter, Ctrl-C, Ctrl-D, F2 and the y/N answer of a confirmation."""
+    kb = KeyBindings()
+    confirming = Condition(lambda: ui.confirming is not None)
+    menu_selected = has_completions & Condition(
+        lambda: (
+            ui.buffer.complete_state is not None
+            and ui.buffer.complete_state.current_completion is not None
+        )
+    )
+
+    @kb.add("f2")
+    @kb.add("escape", "[", "Q")  # what some terminals send for F2
+    def _toggle(event: KeyPressEvent) -> None:
+        """Show or hide the event pane (the same as `events on|off`)."""
+        ui.toggle_pane()
+
+    @kb.add("tab", filter=~confirming)
+    def _tab(event: KeyPressEvent) -> None:
+        """Tab completes; a single candidate is taken at once, with the menu closed."""
+        state = ui.buffer.complete_state
+        if state is None:
+            _complete_now(ui.buffer)
+        elif len(state.completions) == 1:
+            ui.buffer.apply_completion(state.completions[0])
+        else:
+            ui.buffer.complete_next()
+
+    @kb.add("enter", filter=menu_selected & ~confirming)
+    def _close_menu(event: KeyPressEvent) -> None:
+        """Enter on a chosen completion keeps it and closes the menu; it does not run."""
+        ui.buffer.complete_state = None
+
+    @kb.add("enter", filter=~menu_selected & ~confirming)
+    def _enter(event: KeyPressEvent) -> None:
+        """Run the line when it is complete; otherwise start a continuation line."""
+        if not is_complete(ui.buffer.text, hmp_mode=ui.session.settings.hmp_mode):
+            ui.buffer.insert_text("\n")
+        elif ui.busy:
+            event.app.output.bell()  # one command at a time; Ctrl-C stops waiting
+        else:
+            ui.accept()
+
+    @kb.add("c-c", filter=~confirming)
+    def _interrupt(event: KeyPressEvent) -> None:
+        """Stop waiting for a running command, or else clear the line."""
+        if ui.busy:
+            ui.cancel()
+        else:
+            ui.buffer.reset()
+
+    @kb.add("c-d", filter=~confirming & Condition(lambda: not ui.buffer.text))
+    def _leave(event: KeyPressEvent) -> None:
+        """Ctrl-D on an empty line leaves the shell (QEMU keeps running)."""
+        ui.cancel()
+        event.app.exit(result=ui.status)
+
+    _confirm_bindings(kb, ui, confirming)
+    return kb
+
+
+def _complete_now(buffer: Buffer) -> None:
+    """Ask the completer directly: a background completion may still be on its way, and
+    prompt_toolkit would ignore a second request while one runs."""
+    if buffer.completer is None:
+        return
+    event = CompleteEvent(completion_requested=True)
+    completions = list(buffer.completer.get_completions(buffer.document, event))
+    if len(completions) == 1:
+        buffer.apply_completion(completions[0])
+        return
+    common = get_common_complete_suffix(buffer.document, completions)
+    if common:
+        buffer.insert_text(common)
+    buffer.start_completion(select_first=False)
+
+
+def _confirm_bindings(kb: KeyBindings, ui: ShellUI, confirming: Condition) -> None:
+    @kb.add("y", filter=confirming)
+    @kb.add("Y", filter=confirming)
+    def _yes(event: KeyPressEvent) -> None:
+        ui.answer(True)
+
+    @kb.add(Keys.Any, filter=confirming)
+    @kb.add("enter", filter=confirming)
+    @kb.add("c-c", filter=confirming)
+    @kb.add("c-d", filter=confirming)
+    def _no(event: KeyPressEvent) -> None:
+        """Anything but y is a no: the dangerous default is never one key away."""
+        ui.answer(False)

@@ -1,0 +1,194 @@
+"""One object that ties a connection to everything a line needs to run.
+
+Every frontend — the interactive shell, piped scripts, ``-c`` — hands lines to
+``Session.run_line`` and gets back an exit status, so they differ only in how
+lines come in.  The session owns the client, the schema, the event log and the
+renderer; nothing else in qmpsh keeps state between lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from qmpsh import hmp, validate
+from qmpsh.client import QmpClient
+from qmpsh.commands import REGISTRY
+from qmpsh.errors import EXIT_OK, CommandError, InputError, QmpshError
+from qmpsh.events import EventFilter, EventLog
+from qmpsh.render import Renderer
+from qmpsh.request import Command, HmpLine, RawJson, Request, ShellCommand, Transaction
+from qmpsh.schema import Schema, load_schema
+from qmpsh.syntax import parse
+
+Format = Literal["pretty", "json", "raw"]
+
+
+@dataclass
+class Settings:
+    """What the command line (and later the config file) decided for this session."""
+
+    fmt: Format = "json"
+    validate: bool = True
+    verbose: bool = False
+    hmp_mode: bool = False
+    exit_on_error: bool = False
+    interactive: bool = False
+    assume_yes: bool = False
+    timeout: float = 30.0
+    color: bool = False
+
+
+class ExitShell(Exception):
+    """Raised by the ``exit`` shell command; frontends stop reading lines."""
+
+
+class Session:
+    """The client, schema, events and output of one qmpsh run."""
+
+    def __init__(
+        self,
+        client: QmpClient,
+        settings: Settings,
+        renderer: Renderer,
+        event_log: EventLog | None = None,
+        echo: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        from qmpsh import shell_commands  # noqa: F401  (registers the shell's own commands)
+
+        self.client = client
+        self.settings = settings
+        self.renderer = renderer
+        self.events = event_log if event_log is not None else EventLog()
+        self._echo = echo
+        self._schema: Schema | None = None
+        self._schema_failed = False
+        self.shell_words = REGISTRY.names()
+        # Sequence number of the last event seen before the latest request was sent:
+        # `wait` counts events from there, so an event that raced ahead of its
+        # command's reply is not missed.
+        self.wait_mark = 0
+        self.event_filter: EventFilter | None = None
+        self.show_events = True
+        client.add_event_listener(self._on_event)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        """Runs on the client's reader thread: file the event, nothing slower."""
+        self.events.append(event)
+
+    # -- schema --------------------------------------------------------------
+
+    @property
+    def schema(self) -> Schema | None:
+        """The server's schema, loaded on first use (from the disk cache when possible)."""
+        if self._schema is None and not self._schema_failed:
+            try:
+                self._schema = load_schema(self._fetch_schema, self._version_key(), None)
+            except QmpshError:
+                raise
+            except Exception:  # a schema we cannot read must not stop the shell
+                self._schema_failed = True
+                return None
+            self.shell_words = REGISTRY.names(frozenset(self._schema.command_names()))
+        return self._schema
+
+    def _fetch_schema(self) -> list[dict[str, Any]]:
+        entries: list[dict[str, Any]] = self.client.execute("query-qmp-schema")
+        return entries
+
+    def _version_key(self) -> str:
+        major, minor, micro = self.client.version
+        return f"{major}.{minor}.{micro}-{self.client.package}"
+
+    # -- running lines ---------------------------------------------------------
+
+    def parse(self, text: str) -> Request | None:
+        """Parse with this session's mode and shell words (errors keep their column)."""
+        return parse(text, hmp_mode=self.settings.hmp_mode, shell_commands=self.shell_words)
+
+    def run_line(self, text: str, line: int | None = None) -> int:
+        """Run one logical line; return its status (0 ok, 1 command error, 2 input error).
+
+        ``line`` is the script line the text started on, for error messages.
+        Connection failures propagate: frontends decide whether to stop or reconnect.
+        """
+        try:
+            request = self.parse(text)
+            if request is None:
+                return EXIT_OK
+            return self.run_request(request)
+        except InputError as exc:
+            if line is not None:
+                exc = exc.at_line(line + (exc.line or 1) - 1)
+            self.renderer.error(str(exc))
+            return exc.exit_code
+        except CommandError as exc:
+            self.renderer.error(str(exc))
+            return exc.exit_code
+
+    def run_request(self, request: Request) -> int:
+        if isinstance(request, ShellCommand):
+            return self._run_shell(request)
+        if isinstance(request, HmpLine):
+            return self._run_hmp(request)
+        message = self.message_for(request)
+        reply = self.send(message)
+        name = str(message.get("execute") or message.get("exec-oob") or "")
+        self.renderer.reply(name, reply)
+        return 1 if "error" in reply else EXIT_OK
+
+    def message_for(self, request: Command | Transaction | RawJson) -> dict[str, Any]:
+        """The QMP message for a request, typed and validated against the schema."""
+        if isinstance(request, RawJson):
+            return dict(request.message)
+        schema = self.schema  # types values even under --no-validate
+        if isinstance(request, Transaction):
+            actions = validate.type_transaction(request, schema, validate=self.settings.validate)
+            return {"execute": "transaction", "arguments": {"actions": actions}}
+        arguments = validate.type_command(request, schema, validate=self.settings.validate)
+        message: dict[str, Any] = {"execute": request.name}
+        if arguments:
+            message["arguments"] = arguments
+        return message
+
+    def send(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one message and wait for its whole reply (``return`` or ``error``)."""
+        if self._echo is not None and self.settings.verbose:
+            self._echo(message)
+        self.wait_mark = self.events.last_seq
+        return self.client.execute_message(message, timeout=self.settings.timeout)
+
+    def _run_hmp(self, request: HmpLine) -> int:
+        words = request.text.split()
+        schema = self.schema
+        commands = frozenset(schema.command_names()) if schema is not None else frozenset()
+        shortcut = words[:1] == ["info"] and not request.passthrough
+        query = hmp.query_for_info(words, commands) if shortcut else None
+        if query is not None:
+            reply = self.send({"execute": query})
+            text = None
+            if "return" in reply and self.settings.fmt == "pretty":
+                text = hmp.format_info(words[1], reply["return"])
+            if text is None:
+                self.renderer.reply(query, reply)
+            else:
+                self.renderer.text(text)
+            return 1 if "error" in reply else EXIT_OK
+        name, arguments = hmp.hmp_command(request.text)
+        reply = self.send({"execute": name, "arguments": arguments})
+        if "error" in reply:
+            self.renderer.reply(name, reply)
+            return 1
+        output = str(reply.get("return", "")).replace("\r\n", "\n")
+        if self.settings.fmt == "pretty":
+            self.renderer.text(output.rstrip("\n"))
+        else:
+            self.renderer.reply(name, {"return": output})
+        return EXIT_OK
+
+    def _run_shell(self, request: ShellCommand) -> int:
+        spec = REGISTRY.get(request.name)
+        if spec is None:  # the parser only produces registered names
+            raise InputError(f"unknown shell command '{request.name}'", request.column)
+        return spec.handler(self, request.argv)

@@ -1,0 +1,202 @@
+"""Start and stop real QEMU processes for tests, by PID, in private temp dirs.
+
+Tests talk to a real ``qemu-system-x86_64``; this module only starts it, waits
+for its QMP socket, and kills exactly the process it started.  ``RawMonitor`` is
+a deliberately tiny QMP client used as an independent second monitor (to count
+events, or to fetch data without going through the code under test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+QEMU = "qemu-system-x86_64"
+BASE_ARGS = ("-machine", "none", "-display", "none", "-nodefaults")
+
+
+def free_port(start: int = 0) -> int:
+    """A free TCP port on 127.0.0.1 (optionally at or above ``start``, for VNC)."""
+    if start:
+        for port in range(start, start + 2000):
+            with closing(socket.socket()) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError("no free port")
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require_qemu() -> str:
+    """Path of QEMU; a missing QEMU is a failure, not a skip (CI installs it)."""
+    path = shutil.which(QEMU)
+    if path is None:
+        raise RuntimeError(f"{QEMU} not found: install qemu-system-x86 (see .ci/run)")
+    return path
+
+
+class Qemu:
+    """One QEMU process with a QMP unix socket in its own temp dir."""
+
+    def __init__(
+        self,
+        extra: Sequence[str] = (),
+        *,
+        machine: Sequence[str] = BASE_ARGS,
+        vnc: bool = False,
+        spice: bool = False,
+    ) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="qmpsh-test-"))
+        self.socket = str(self.dir / "qmp.sock")
+        self.vnc_port = free_port(5900 + 100) if vnc else None
+        self.spice_port = free_port() if spice else None
+        args = [require_qemu(), *machine, "-qmp", f"unix:{self.socket},server=on,wait=off"]
+        if self.vnc_port is not None:
+            args += ["-vnc", f"127.0.0.1:{self.vnc_port - 5900}"]
+        if self.spice_port is not None:
+            args += ["-spice", f"addr=127.0.0.1,port={self.spice_port},disable-ticketing=on"]
+        args += list(extra)
+        self.args = args
+        self.stderr_path = self.dir / "stderr"
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+            )
+        self._wait_for_socket()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _wait_for_socket(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"QEMU exited early: {self.stderr_path.read_text()}")
+            if os.path.exists(self.socket) and self._answers():
+                return
+            time.sleep(0.01)
+        self.stop()
+        raise RuntimeError("QEMU's QMP socket did not appear")
+
+    def _answers(self) -> bool:
+        """QEMU greets before VNC/SPICE are up; an answered command means start-up is over."""
+        try:
+            with RawMonitor(self.socket, timeout=5.0):
+                return True
+        except (OSError, EOFError, ValueError):
+            return False
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send a signal to our own QEMU, by PID."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Qemu:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RawMonitor:
+    """A minimal independent QMP client: no threads, no cleverness."""
+
+    def __init__(self, path: str, timeout: float = 10.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self._buffer = b""
+        self.events: list[dict[str, Any]] = []
+        while "QMP" not in self._read():
+            pass
+        self.execute("qmp_capabilities")
+
+    def _read(self) -> dict[str, Any]:
+        # Our own buffer rather than makefile(): a timed-out makefile cannot be read again.
+        while b"\n" not in self._buffer:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise EOFError("QMP socket closed")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        msg: dict[str, Any] = json.loads(line)
+        return msg
+
+    def execute(self, name: str, **args: Any) -> Any:
+        msg: dict[str, Any] = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            reply = self._read()
+            if "event" in reply:
+                self.events.append(reply)
+                continue
+            if "error" in reply:
+                raise RuntimeError(f"{reply['error']['class']}: {reply['error']['desc']}")
+            return reply["return"]
+
+    def read_events(self, duration: float) -> list[dict[str, Any]]:
+        """Collect events for ``duration`` seconds (plus those already seen)."""
+        deadline = time.monotonic() + duration
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                msg = self._read()
+            except (TimeoutError, EOFError):
+                break
+            if "event" in msg:
+                self.events.append(msg)
+        got, self.events = self.events, []
+        return got
+
+    def wait_event(self, name: str, timeout: float = 5.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        for i, ev in enumerate(self.events):
+            if ev["event"] == name:
+                del self.events[: i + 1]
+                return ev
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            msg = self._read()
+            if msg.get("event") == name:
+                return msg
+            if "event" in msg:
+                self.events.append(msg)
+        raise TimeoutError(name)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawMonitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_lines(path: Path) -> Iterator[dict[str, Any]]:
+    for line in path.read_text().splitlines():
+        if line.strip():
+            yield json.loads(line)

@@ -1,0 +1,310 @@
+"""The installed ``qmpsh`` command in scripted use, against a real QEMU.
+
+These run qmpsh as a subprocess, the way users and other programs do, and check
+what they can rely on: stdout holds one JSON document per reply, errors go to
+stderr as one line, and the exit code says what went wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from qemu import Qemu, RawMonitor
+
+QMPSH = [sys.executable, "-m", "qmpsh"]
+
+
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("QMPSH_SOCKET", "QMP_SOCKET")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [*QMPSH, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def json_lines(text: str) -> list[Any]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_one_shot_prints_return_value_as_json(qemu: Qemu) -> None:
+    result = run(qemu.socket, "-c", "query-status")
+    assert result.returncode == 0, result.stderr
+    [status] = json_lines(result.stdout)
+    assert status["status"] == "running"
+    assert result.stderr == ""
+
+
+def test_unix_prefix_and_environment_variables(qemu: Qemu) -> None:
+    assert run(f"unix:{qemu.socket}", "-c", "query-name").returncode == 0
+    for var in ("QMPSH_SOCKET", "QMP_SOCKET"):
+        result = run("-c", "query-version", env={var: qemu.socket})
+        assert result.returncode == 0, result.stderr
+        assert json_lines(result.stdout)[0]["qemu"]["major"] >= 7
+
+
+def test_piped_script_skips_blanks_and_comments(qemu: Qemu) -> None:
+    script = "# a comment\n\nquery-status\n   \nquery-name\n  # indented comment\n"
+    result = run(qemu.socket, stdin=script)
+    assert result.returncode == 0, result.stderr
+    replies = json_lines(result.stdout)
+    assert len(replies) == 2
+    assert replies[0]["status"] == "running"
+    assert replies[1] == {}
+
+
+def test_command_error_exits_1_and_script_goes_on(qemu: Qemu) -> None:
+    script = "query-status\nblock_resize device=nope size=1024\nquery-name\n"
+    result = run(qemu.socket, stdin=script)
+    assert result.returncode == 1
+    assert len(json_lines(result.stdout)) == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and "nope" in line
+
+
+def test_exit_on_error_stops_the_script(qemu: Qemu) -> None:
+    script = "block_resize device=nope size=1024\nquery-name\n"
+    result = run(qemu.socket, "--exit-on-error", stdin=script)
+    assert result.returncode == 1
+    assert json_lines(result.stdout) == []
+
+
+def test_syntax_error_exits_2_with_line_and_column(qemu: Qemu) -> None:
+    script = "query-status\n\neject devce=ide1-cd0\nquery-name\n"
+    result = run(qemu.socket, stdin=script)
+    assert result.returncode == 2
+    assert len(json_lines(result.stdout)) == 2  # the script went on
+    assert "line 3, col 7" in result.stderr
+    assert "did you mean 'device'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_worst_status_wins(qemu: Qemu) -> None:
+    script = "eject devce=x\nblock_resize device=nope size=1\n"
+    assert run(qemu.socket, stdin=script).returncode == 2
+
+
+def test_raw_format_prints_whole_wire_messages(qemu: Qemu) -> None:
+    script = (
+        'query-name\nblock_resize device=nope size=1\n{"execute": "query-name", "id": "mine"}\n'
+    )
+    result = run(qemu.socket, "--format", "raw", stdin=script)
+    assert result.returncode == 1
+    replies = json_lines(result.stdout)
+    assert replies[0] == {"return": {}} or "return" in replies[0]
+    assert replies[1]["error"]["class"] == "GenericError"
+    assert replies[2]["id"] == "mine"
+
+
+def test_schema_typing_keeps_strings_strings(qemu: Qemu) -> None:
+    script = "object-add qom-type=secret id=sec123 data=123\nqom-list path=/objects\n"
+    script += "object-del id=sec123\n"
+    result = run(qemu.socket, stdin=script)
+    assert result.returncode == 0, result.stderr
+    names = {p["name"] for p in json_lines(result.stdout)[1]}
+    assert "sec123" in names
+
+
+def test_file_option_and_multiline_transaction(qemu: Qemu, tmp_path: Path) -> None:
+    script = tmp_path / "cmds.txt"
+    script.write_text(
+        "blockdev-add driver=null-co node-name=n0 size=1048576\n"
+        "transaction(\n"
+        "  block-dirty-bitmap-add node=n0 name=b0\n"
+        "  block-dirty-bitmap-add node=n0 name=b1\n"
+        ")\n"
+        "query-named-block-nodes\n"
+        "blockdev-del node-name=n0\n"
+    )
+    result = run(qemu.socket, "-f", str(script))
+    assert result.returncode == 0, result.stderr
+    nodes = json_lines(result.stdout)[2]
+    [node] = [n for n in nodes if n["node-name"] == "n0"]
+    assert {b["name"] for b in node["dirty-bitmaps"]} == {"b0", "b1"}
+
+
+def test_missing_socket_exits_3(tmp_path: Path) -> None:
+    result = run(str(tmp_path / "nope.sock"), "-c", "query-status")
+    assert result.returncode == 3
+    assert "nope.sock" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_address_is_a_usage_error() -> None:
+    result = run("-c", "query-status", env={"QMPSH_SOCKET": "", "QMP_SOCKET": ""})
+    assert result.returncode == 2
+    assert "QMPSH_SOCKET" in result.stderr
+
+
+def test_bad_option_is_a_usage_error() -> None:
+    assert run("--format", "yaml").returncode == 2
+
+
+def test_events_file_gets_every_event(qemu_factory: Any, tmp_path: Path) -> None:
+    q = qemu_factory()
+    events = tmp_path / "events.jsonl"
+    script = "stop\ncont\nstop\ncont\n"
+    result = run(q.socket, f"--events={events}", stdin=script)
+    assert result.returncode == 0, result.stderr
+    names = [e["event"] for e in json_lines(events.read_text())]
+    assert names == ["STOP", "RESUME", "STOP", "RESUME"]
+
+
+def test_events_to_stderr(qemu_factory: Any) -> None:
+    q = qemu_factory()
+    result = run(q.socket, "--events", "-c", "stop", "-c", "cont")
+    assert result.returncode == 0
+    names = [e["event"] for e in json_lines(result.stderr)]
+    assert names == ["STOP", "RESUME"]
+
+
+def test_wait_in_script_sees_event_that_raced_the_reply(qemu_factory: Any) -> None:
+    q = qemu_factory()
+    result = run(q.socket, "-c", "stop", "-c", "wait STOP timeout=5")
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[-1]["event"] == "STOP"
+
+
+def test_wait_timeout_exits_4(qemu: Qemu) -> None:
+    result = run(qemu.socket, "-c", "wait RESET timeout=0.2")
+    assert result.returncode == 4
+    assert "RESET" in result.stderr
+
+
+def test_wait_event_option(qemu_factory: Any, tmp_path: Path) -> None:
+    second = str(tmp_path / "second.sock")  # a -qmp monitor serves one client at a time
+    q = qemu_factory("-qmp", f"unix:{second},server=on,wait=off")
+    proc = subprocess.Popen(
+        [*QMPSH, q.socket, "--wait-event", "RESUME", "--timeout", "20"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    with RawMonitor(second) as mon:
+        mon.execute("stop")
+        mon.execute("cont")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert json_lines(out)[-1]["event"] == "RESUME"
+
+
+def test_transcript_records_both_ways_with_mode_0600(qemu: Qemu, tmp_path: Path) -> None:
+    log = tmp_path / "t.jsonl"
+    result = run(qemu.socket, "-l", str(log), "-c", "set_password protocol=vnc password=hunter2")
+    assert result.returncode in (0, 1)
+    assert (log.stat().st_mode & 0o777) == 0o600
+    text = log.read_text()
+    assert "hunter2" not in text
+    dirs = {e["dir"] for e in json_lines(text)}
+    assert {"out", "in"} <= dirs
+
+
+def test_verbose_echo_masks_secrets(qemu: Qemu) -> None:
+    result = run(qemu.socket, "-v", "-c", "set_password protocol=vnc password=hunter2")
+    assert '"execute":"set_password"' in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_info_shortcut_in_json_gives_query_json(qemu: Qemu) -> None:
+    result = run(qemu.socket, "-c", "info status", "-c", "hmp info version")
+    assert result.returncode == 0, result.stderr
+    status, version_text = json_lines(result.stdout)
+    assert status["status"] == "running"
+    assert version_text.strip()[0].isdigit()
+
+
+def test_qemu_killed_mid_script_exits_3(qemu_factory: Any) -> None:
+    q = qemu_factory()
+    proc = subprocess.Popen(
+        [*QMPSH, q.socket],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("query-status\n")
+    proc.stdin.flush()
+    assert json.loads(proc.stdout.readline())["status"] == "running"
+    q.kill(signal.SIGKILL)
+    q.proc.wait()
+    proc.stdin.write("query-status\n")
+    proc.stdin.flush()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3
+    assert "connection to" in err and "lost" in err
+    assert "Traceback" not in err
+
+
+def _qemu_pids_with(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "qemu-system" in cmdline and marker in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_launch_runs_and_cleans_up(tmp_path: Path) -> None:
+    marker = f"qmpsh-launch-{os.getpid()}"
+    result = run("--launch", "-c", "query-spice", "-c", "query-vnc", "--", "-name", marker)
+    assert result.returncode == 0, result.stderr
+    spice, vnc = json_lines(result.stdout)
+    assert spice["enabled"] is True and spice["host"] == "127.0.0.1"
+    assert vnc["enabled"] is True
+    assert _qemu_pids_with(marker) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_launch_cleans_up_on_signal(sig: int) -> None:
+    marker = f"qmpsh-sig-{os.getpid()}-{sig}"
+    proc = subprocess.Popen(
+        [*QMPSH, "--launch", "--", "-name", marker],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not _qemu_pids_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _qemu_pids_with(marker), "QEMU did not start"
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err
+    assert _qemu_pids_with(marker) == []
+
+
+def test_launch_without_qemu_is_a_clear_error(tmp_path: Path) -> None:
+    env = {"PATH": str(tmp_path)}
+    result = subprocess.run(
+        [*QMPSH, "--launch", "-c", "query-status"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=30,
+    )
+    assert result.returncode == 3
+    assert "qemu-system-x86_64" in result.stderr
+    assert "Traceback" not in result.stderr

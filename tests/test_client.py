@@ -1,0 +1,463 @@
+"""QmpClient against a real QEMU; the FAKE server only for faults QEMU cannot make."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_qmp_server import GREETING, FakeConnection, FakeQmpServer
+from qemu import Qemu, free_port
+
+import qmpsh.client as client_module
+from qmpsh.address import TcpAddress, UnixAddress
+from qmpsh.client import QmpClient
+from qmpsh.errors import (
+    CommandError,
+    CommandTimeout,
+    ConnectError,
+    DisconnectedError,
+    InputError,
+    ProtocolError,
+)
+
+
+@pytest.fixture(scope="module")
+def qemu() -> Iterator[Qemu]:
+    """Overrides conftest's: the client needs no VNC/SPICE ports, which can clash."""
+    with Qemu() as q:
+        yield q
+
+
+@pytest.fixture
+def client(qemu: Qemu) -> Iterator[QmpClient]:
+    c = QmpClient(UnixAddress(qemu.socket), timeout=10)
+    c.connect(wait=5)  # QEMU creates the socket file a moment before it listens
+    yield c
+    c.close()
+
+
+def connected(q: Qemu, timeout: float = 10) -> QmpClient:
+    c = QmpClient(UnixAddress(q.socket), timeout=timeout)
+    c.connect(wait=5)
+    return c
+
+
+# -- real QEMU ---------------------------------------------------------------------
+
+
+def test_execute_returns_values_and_greeting(client: QmpClient) -> None:
+    version = client.execute("query-version")
+    assert client.version == (
+        version["qemu"]["major"],
+        version["qemu"]["minor"],
+        version["qemu"]["micro"],
+    )
+    assert client.package == version["package"]
+    assert client.execute("query-status")["status"] in ("running", "paused")
+    assert client.connected
+
+
+def test_oob_negotiated_when_offered(qemu: Qemu) -> None:
+    sent: list[dict[str, Any]] = []
+    c = QmpClient(UnixAddress(qemu.socket), timeout=10)
+    c.add_transcript_listener(lambda way, msg: sent.append(msg) if way == "out" else None)
+    with c:
+        c.connect(wait=5)
+    assert "oob" in c.greeting["QMP"]["capabilities"]
+    assert sent[0]["execute"] == "qmp_capabilities"
+    assert sent[0]["arguments"] == {"enable": ["oob"]}
+
+
+def test_qmp_error_is_command_error(client: QmpClient) -> None:
+    with pytest.raises(CommandError) as info:
+        client.execute("no-such-command")
+    assert info.value.error_class == "CommandNotFound"
+    assert "no-such-command" in info.value.desc
+    with pytest.raises(CommandError) as info:
+        client.execute("qom-get", {"path": "/nowhere", "property": "type"})
+    assert info.value.error_class == "DeviceNotFound"
+
+
+def test_raw_message_keeps_user_id_and_hides_ours(client: QmpClient) -> None:
+    reply = client.execute_message({"execute": "query-name", "id": {"mine": [1]}})
+    assert reply == {"return": {}, "id": {"mine": [1]}}
+    assert client.execute_message({"execute": "query-name"}) == {"return": {}}
+    error = client.execute_message({"execute": "nope", "id": 5})
+    assert error["id"] == 5 and error["error"]["class"] == "CommandNotFound"
+
+
+def test_duplicate_pending_user_id_is_refused(qemu: Qemu) -> None:
+    with connected(qemu) as c:
+        qemu.kill(signal.SIGSTOP)
+        try:
+            c.submit({"execute": "query-name", "id": "x"}).abandon()
+            with pytest.raises(InputError, match="already used"):
+                c.submit({"execute": "query-name", "id": "x"})
+        finally:
+            qemu.kill(signal.SIGCONT)
+
+
+def test_events_reach_listeners_in_order(client: QmpClient) -> None:
+    seen: list[str] = []
+    done = threading.Event()
+
+    def listen(event: dict[str, Any]) -> None:
+        seen.append(event["event"])
+        if len(seen) == 4:
+            done.set()
+
+    client.add_event_listener(listen)
+    for name in ("stop", "cont", "stop", "cont"):
+        client.execute(name)
+    assert done.wait(5)
+    assert seen == ["STOP", "RESUME", "STOP", "RESUME"]
+
+
+def _collect(client: QmpClient, expected: int) -> tuple[list[str], threading.Event]:
+    seen: list[str] = []
+    done = threading.Event()
+
+    def listen(event: dict[str, Any]) -> None:
+        seen.append(event["event"])
+        if len(seen) >= expected:
+            done.set()
+
+    client.add_event_listener(listen)
+    return seen, done
+
+
+def test_lockstep_burst_loses_no_events(client: QmpClient) -> None:
+    seen, done = _collect(client, 4000)
+    for _ in range(2000):
+        client.execute("stop")
+        client.execute("cont")
+    assert done.wait(10)
+    assert seen == ["STOP", "RESUME"] * 2000
+
+
+def test_pipelined_requests_get_their_own_replies(client: QmpClient) -> None:
+    seen, done = _collect(client, 1000)
+    pending = []
+    for i in range(500):
+        pending.append(client.submit({"execute": "stop", "id": f"s{i}"}))
+        pending.append(client.submit({"execute": "cont", "id": f"c{i}"}))
+    ids = [p.result(10)["id"] for p in pending]
+    assert ids == [f"{k}{i}" for i in range(500) for k in "sc"]
+    assert done.wait(10)
+    assert seen == ["STOP", "RESUME"] * 500
+
+
+def test_threads_share_one_client(client: QmpClient) -> None:
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for _ in range(100):
+                assert client.execute_message({"execute": "query-name", "id": n})["id"] == n
+                n += 1000
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_transcript_sees_out_in_and_event(client: QmpClient) -> None:
+    log: list[tuple[str, dict[str, Any]]] = []
+    client.add_transcript_listener(lambda way, msg: log.append((way, msg)))
+    _, done = _collect(client, 1)
+    client.execute("stop")
+    assert done.wait(5)
+    client.execute("cont")
+    ways = [way for way, _ in log]
+    assert ways[0] == "out" and log[0][1]["execute"] == "stop"
+    assert {"out", "in", "event"} <= set(ways)
+    assert ("event", "STOP") in [(w, m.get("event")) for w, m in log]
+    assert next(m for w, m in log if w == "in")["return"] == {}
+
+
+def test_sigkill_while_idle_disconnects(qemu_factory: Callable[..., Qemu]) -> None:
+    q = qemu_factory()
+    lost: list[Exception] = []
+    told = threading.Event()
+    c = connected(q)
+
+    def on_lost(failure: Exception) -> None:
+        lost.append(failure)
+        told.set()
+
+    c.add_disconnect_listener(on_lost)
+    q.kill()
+    q.proc.wait(5)
+    with pytest.raises(DisconnectedError) as info:
+        c.execute("query-status", timeout=5)
+    assert f"connection to {q.socket} lost" in str(info.value)
+    assert not c.connected
+    with pytest.raises(DisconnectedError):
+        c.execute("query-status")
+    assert told.wait(5)
+    assert len(lost) == 1 and isinstance(c.failure, DisconnectedError)
+
+
+def test_sigkill_mid_command_fails_pending(qemu_factory: Callable[..., Qemu]) -> None:
+    q = qemu_factory()
+    c = connected(q)
+    q.kill(signal.SIGSTOP)  # frozen: the command stays pending until the kill
+    pending = c.submit({"execute": "query-status"})
+    with pytest.raises(CommandTimeout):
+        pending.result(0.2)
+    q.kill(signal.SIGKILL)
+    with pytest.raises(DisconnectedError, match="lost"):
+        pending.result(5)
+
+
+def test_abandoned_reply_is_dropped(qemu: Qemu) -> None:
+    with connected(qemu) as c:
+        qemu.kill(signal.SIGSTOP)
+        try:
+            with pytest.raises(CommandTimeout, match="query-version"):
+                c.execute("query-version", timeout=0.2)
+            late = c.submit({"execute": "query-version"})
+            late.abandon()
+        finally:
+            qemu.kill(signal.SIGCONT)
+        assert c.execute("query-name") == {}
+        assert c.execute("query-status")["status"] in ("running", "paused")
+        assert not late.done
+        assert sum("abandoned query-version" in note for note in c.notes) == 2
+
+
+def test_close_fails_pending_and_later_calls(qemu: Qemu) -> None:
+    c = connected(qemu)
+    qemu.kill(signal.SIGSTOP)
+    try:
+        pending = c.submit({"execute": "query-status"})
+        c.close()
+    finally:
+        qemu.kill(signal.SIGCONT)
+    with pytest.raises(DisconnectedError, match="closed"):
+        pending.result(1)
+    with pytest.raises(DisconnectedError, match="closed"):
+        c.execute("query-status")
+    c.close()
+
+
+def test_connect_to_missing_path(tmp_path: Path) -> None:
+    path = tmp_path / "absent.sock"
+    with pytest.raises(ConnectError) as info:
+        QmpClient(UnixAddress(str(path))).connect()
+    assert str(info.value) == f"cannot connect to {path}: No such file or directory"
+
+
+def test_connect_waits_for_socket(tmp_path: Path, qemu_factory: Callable[..., Qemu]) -> None:
+    path = str(tmp_path / "late.sock")
+    starter = threading.Timer(0.5, qemu_factory, ("-qmp", f"unix:{path},server=on,wait=off"))
+    starter.start()
+    c = QmpClient(UnixAddress(path), timeout=10)
+    try:
+        c.connect(wait=5)
+        assert c.execute("query-name") == {}
+    finally:
+        starter.join()
+        c.close()
+
+
+def test_connect_wait_gives_up(tmp_path: Path) -> None:
+    with pytest.raises(ConnectError, match="No such file"):
+        QmpClient(UnixAddress(str(tmp_path / "never"))).connect(wait=0.2)
+
+
+def test_connect_refused_tcp() -> None:
+    port = free_port()
+    with pytest.raises(ConnectError, match="Connection refused"):
+        QmpClient(TcpAddress("127.0.0.1", port)).connect()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        pytest.param(
+            "::1",
+            marks=pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback"),
+        ),
+    ],
+)
+def test_tcp(host: str, qemu_factory: Callable[..., Qemu]) -> None:
+    port = free_port()
+    if ":" in host:  # QEMU 7.2's legacy "-qmp tcp:[::1]:P" parser fails to resolve ::1
+        chardev = f"socket,id=tcpmon,host={host},port={port},server=on,wait=off"
+        qemu_factory("-chardev", chardev, "-mon", "chardev=tcpmon,mode=control")
+    else:
+        qemu_factory("-qmp", f"tcp:{host}:{port},server=on,wait=off")
+    with QmpClient(TcpAddress(host, port), timeout=10) as c:
+        c.connect(wait=5)  # QEMU listens on TCP a moment after its unix socket exists
+        assert c.execute("query-status")["status"] == "running"
+
+
+# -- FAKE server: faults a real QEMU cannot produce -----------------------------------
+
+
+def fake(tmp_path: Path, script: Callable[[FakeConnection], None]) -> FakeQmpServer:
+    return FakeQmpServer(str(tmp_path / "fake.sock"), script)
+
+
+def fake_client(server: FakeQmpServer, timeout: float = 5) -> QmpClient:
+    return QmpClient(UnixAddress(server.path), timeout=timeout)
+
+
+def _answer_then(data: bytes) -> Callable[[FakeConnection], None]:
+    """Handshake, then answer the first command with ``data`` and keep the line open."""
+
+    def script(conn: FakeConnection) -> None:
+        conn.handshake()
+        conn.read()
+        conn.send_raw(data)
+        conn.read()
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"\x00\xffgarbage{{\n", "invalid QMP"),
+        (b'{"return": "caf\xe9"}\n', "invalid QMP"),
+        (b"[1, 2]\n", "not a JSON object"),
+    ],
+)
+def test_garbage_reply_is_protocol_error(tmp_path: Path, data: bytes, why: str) -> None:
+    with fake(tmp_path, _answer_then(data)) as server, fake_client(server) as c:
+        c.connect()
+        with pytest.raises(ProtocolError, match=why):
+            c.execute("query-status")
+        assert not c.connected
+        with pytest.raises(ProtocolError):
+            c.execute("query-status")
+
+
+def test_line_too_long_is_protocol_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_module, "MAX_LINE", 1000)
+    big = b'{"return": "' + b"x" * 5000
+    with fake(tmp_path, _answer_then(big)) as server, fake_client(server) as c:
+        c.connect()
+        with pytest.raises(ProtocolError, match="over 1000 bytes"):
+            c.execute("query-status")
+
+
+def test_reply_cut_in_half_then_eof(tmp_path: Path) -> None:
+    def script(conn: FakeConnection) -> None:
+        conn.handshake()
+        conn.read()
+        conn.send_raw(b'{"return": {"status": "runn')
+        conn.close()
+
+    with fake(tmp_path, script) as server, fake_client(server) as c:
+        c.connect()
+        with pytest.raises(DisconnectedError, match="EOF in the middle of a message"):
+            c.execute("query-status")
+
+
+def test_junk_and_event_before_greeting(tmp_path: Path) -> None:
+    early = {"event": "EARLY", "data": {}, "timestamp": {"seconds": 1, "microseconds": 2}}
+
+    def script(conn: FakeConnection) -> None:
+        conn.send_raw(b"some banner\r\n\xff\xfe binary\n[1]\n\n")
+        conn.send(early)
+        conn.handshake()
+        conn.reply(conn.read(), {"name": "fake"})
+        conn.read()
+
+    events: list[dict[str, Any]] = []
+    with fake(tmp_path, script) as server, fake_client(server) as c:
+        c.add_event_listener(events.append)
+        c.connect()
+        assert c.execute("query-name") == {"name": "fake"}
+        assert c.version == (7, 2, 0) and c.package == "fake"
+    assert events == [early]
+
+
+def test_greeting_never_comes(tmp_path: Path) -> None:
+    def script(conn: FakeConnection) -> None:
+        conn.read()  # say nothing until the client gives up
+
+    with (
+        fake(tmp_path, script) as server,
+        pytest.raises(ConnectError, match=r"no QMP greeting .* within 0\.3 s"),
+    ):
+        fake_client(server, timeout=0.3).connect()
+
+
+def test_hmp_instead_of_qmp(tmp_path: Path) -> None:
+    def script(conn: FakeConnection) -> None:
+        conn.send_raw(b"QEMU 7.2.0 monitor - type 'help' for more information\r\n(qemu) ")
+        conn.read()
+
+    with fake(tmp_path, script) as server, pytest.raises(ProtocolError, match="HMP monitor"):
+        fake_client(server, timeout=0.3).connect()
+
+
+def test_closed_before_greeting(tmp_path: Path) -> None:
+    with (
+        fake(tmp_path, lambda conn: conn.close()) as server,
+        pytest.raises(ConnectError, match="closed before the QMP greeting"),
+    ):
+        fake_client(server).connect()
+
+
+def test_malformed_greeting(tmp_path: Path) -> None:
+    def script(conn: FakeConnection) -> None:
+        conn.send({"QMP": {"version": "seven"}})
+        conn.read()
+
+    with (
+        fake(tmp_path, script) as server,
+        pytest.raises(ProtocolError, match="malformed QMP greeting"),
+    ):
+        fake_client(server).connect()
+
+
+def test_reply_without_id_goes_to_oldest_and_stray_ids_dropped(tmp_path: Path) -> None:
+    def script(conn: FakeConnection) -> None:
+        conn.handshake()
+        first, second = conn.read(), conn.read()
+        conn.send({"return": "nobody", "id": "qmpsh-999"})
+        conn.send({"error": {"class": "GenericError", "desc": "JSON parse error"}})
+        conn.reply(second, "second")
+        assert first["execute"] == "one"
+        conn.read()
+
+    with fake(tmp_path, script) as server, fake_client(server) as c:
+        c.connect()
+        one = c.submit({"execute": "one"})
+        two = c.submit({"execute": "two"})
+        assert one.result(5)["error"]["desc"] == "JSON parse error"
+        assert two.result(5) == {"return": "second"}
+        assert any("nobody asked for" in note for note in c.notes)
+    assert server.error is None
+
+
+def test_no_oob_when_not_offered(tmp_path: Path) -> None:
+    assert GREETING["QMP"]["capabilities"] == []
+    with fake(tmp_path, _answer_then(b"")) as server, fake_client(server) as c:
+        c.connect()
+    assert server.connection is not None
+    assert server.connection.received[0] == {"execute": "qmp_capabilities", "id": "qmpsh-1"}

@@ -1,0 +1,118 @@
+"""The installed ``qmpsh`` in a real pseudo-terminal, against a real QEMU.
+
+What a person at a terminal sees: completion on screen, replies in the scrollback,
+events arriving while idle, the quit confirmation.  Timeouts are generous upper
+bounds for slow CI machines, never assertions about speed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pexpect
+import pytest
+from peers import vnc_connect
+from qemu import Qemu, RawMonitor
+
+TIMEOUT = 20
+PROMPT = r"\(qemu \d+\.\d+\.\d+\) "
+
+
+def qmpsh_command() -> str:
+    found = shutil.which("qmpsh") or str(Path(sys.executable).parent / "qmpsh")
+    assert Path(found).exists(), "qmpsh is not installed (pip install -e '.[test]')"
+    return found
+
+
+@pytest.fixture
+def shell(qemu: Qemu, tmp_path: Path) -> Iterator[pexpect.spawn]:
+    env = dict(
+        os.environ,
+        TERM="xterm-256color",
+        PROMPT_TOOLKIT_NO_CPR="1",  # pexpect does not answer cursor position requests
+        QMPSH_HISTFILE=str(tmp_path / "history"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+    )
+    env.pop("NO_COLOR", None)
+    child = pexpect.spawn(
+        qmpsh_command(),
+        [qemu.socket],
+        dimensions=(40, 140),
+        env=env,
+        encoding="utf-8",
+        timeout=TIMEOUT,
+    )
+    child.expect(PROMPT)
+    yield child
+    if child.isalive():
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    child.close()
+
+
+def test_tab_completes_and_enter_shows_the_spice_reply(shell: pexpect.spawn, qemu: Qemu) -> None:
+    shell.send("query-sp")
+    shell.expect("query-spice")  # the menu, while typing
+    shell.send("\t")
+    shell.send("\r")
+    shell.expect(str(qemu.spice_port))  # the reply names the port QEMU listens on
+    shell.expect(PROMPT)
+
+
+def test_enum_values_complete_from_the_schema(shell: pexpect.spawn) -> None:
+    shell.send("blockdev-add driver=qc")
+    shell.expect("qcow2")  # offered in the menu
+    shell.send("\t")  # inserts the common part, qcow
+    shell.send("2\r")
+    shell.expect("blockdev-add driver=qcow2")  # the accepted line, echoed
+    shell.expect("file")  # qcow2 needs a file: checked against the schema
+    shell.expect(PROMPT)
+
+
+def test_quit_asks_and_n_keeps_qemu(shell: pexpect.spawn, qemu: Qemu) -> None:
+    shell.send("quit\r")
+    shell.expect(r"really\? \[y/N\]")
+    shell.send("n")
+    shell.expect("not sent")
+    assert qemu.proc.poll() is None
+
+
+def test_an_event_appears_while_idle_at_the_prompt(shell: pexpect.spawn, qemu: Qemu) -> None:
+    assert qemu.vnc_port is not None
+    with closing(vnc_connect("127.0.0.1", qemu.vnc_port)):
+        shell.expect("VNC_CONNECTED")  # no key was pressed
+
+
+def test_ctrl_d_leaves_with_status_0_and_qemu_keeps_running(
+    shell: pexpect.spawn, qemu: Qemu
+) -> None:
+    shell.sendcontrol("d")
+    shell.expect(pexpect.EOF)
+    shell.close()
+    assert shell.exitstatus == 0
+    with RawMonitor(qemu.socket) as monitor:
+        assert monitor.execute("query-status")["status"] == "running"
+
+
+def test_dumb_terminal_gets_a_plain_line_loop(qemu: Qemu, tmp_path: Path) -> None:
+    env = dict(os.environ, TERM="dumb", QMPSH_HISTFILE=str(tmp_path / "history"))
+    child = pexpect.spawn(
+        qmpsh_command(), [qemu.socket], env=env, encoding="utf-8", timeout=TIMEOUT
+    )
+    child.expect(PROMPT)
+    child.sendline("query-status")
+    child.expect("running")
+    child.sendline("quit")
+    child.expect(r"really\? \[y/N\]")
+    child.sendline("n")
+    child.expect(PROMPT)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert qemu.proc.poll() is None

@@ -1,0 +1,312 @@
+"""The interactive Application against a real QEMU: keys from a pipe, state asserted.
+
+The Application runs on its own thread (as it would on the main one), keys go in
+through ``create_pipe_input()`` and the output is a ``DummyOutput`` that claims a
+chosen size, so tests can assert on state: buffer text, pane lines, flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from peers import vnc_connect
+from prompt_toolkit.data_structures import Size
+from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from qemu import Qemu
+
+from qmpsh import pager
+from qmpsh.address import parse_address
+from qmpsh.client import QmpClient
+from qmpsh.config import Config
+from qmpsh.history import PrivateHistory
+from qmpsh.render import Renderer
+from qmpsh.session import Session, Settings
+from qmpsh.ui import ShellUI
+
+WAIT = 10.0  # generous upper bound for anything to show up; never a time assertion
+
+
+class SizedOutput(DummyOutput):
+    """A DummyOutput with a chosen size: 80x40 would make the pane too narrow to show."""
+
+    def __init__(self, columns: int = 140, rows: int = 40) -> None:
+        self.size = Size(rows=rows, columns=columns)
+
+    def get_size(self) -> Size:
+        return self.size
+
+
+def make_args(**overrides: Any) -> argparse.Namespace:
+    values = {"no_pane": False, "no_pager": True, "color": "never", "yes": False, "quiet": True}
+    values.update(overrides)
+    return argparse.Namespace(**values)
+
+
+def make_session(socket_path: str, **settings: Any) -> Session:
+    """The same wiring as cli._connect_and_run, minus the terminal checks."""
+    settings.setdefault("fmt", "json")
+    settings.setdefault("interactive", True)
+    renderer = Renderer(settings["fmt"], io.StringIO(), io.StringIO(), color=False)
+    client = QmpClient(parse_address(socket_path), timeout=10.0)
+    session = Session(client, Settings(**settings), renderer)
+    client.connect(wait=5.0)
+    return session
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())
+
+
+class Running:
+    """A ShellUI whose Application is running on a thread; ``send`` types keys."""
+
+    def __init__(self, ui: ShellUI, pipe: PipeInput, stdout: io.StringIO) -> None:
+        self.ui = ui
+        self.pipe = pipe
+        self.stdout = stdout
+        self.result: list[int | None] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.result.append(self.ui.app.run(handle_sigint=False))
+
+    def send(self, text: str) -> None:
+        self.pipe.send_text(text)
+
+    def pane_lines(self) -> list[str]:
+        from qmpsh.layout import EventPaneControl
+
+        for window in self.ui.app.layout.find_all_windows():
+            if isinstance(window.content, EventPaneControl):
+                return list(window.content.lines)
+        return []
+
+    def stop(self) -> None:
+        if self.ui.app.is_running:
+            self.ui.app.loop.call_soon_threadsafe(lambda: self.ui.app.exit(result=0))  # type: ignore[union-attr]
+        self.thread.join(WAIT)
+
+
+@contextmanager
+def running_ui(
+    session: Session,
+    *,
+    args: argparse.Namespace | None = None,
+    config: Config | None = None,
+    history_path: Path | None = None,
+    columns: int = 140,
+) -> Iterator[Running]:
+    history = PrivateHistory(history_path) if history_path is not None else None
+    stdout = io.StringIO()
+    with create_pipe_input() as pipe:
+        ui = ShellUI(
+            session,
+            args or make_args(),
+            config or Config(),
+            history=history,
+            input=pipe,
+            output=SizedOutput(columns),
+            stdout=stdout,
+        )
+        run = Running(ui, pipe, stdout)
+        run.thread.start()
+        wait_until(lambda: ui.app.is_running)
+        try:
+            yield run
+        finally:
+            run.stop()
+            session.client.close()
+
+
+# ---------------------------------------------------------------------------- tests
+
+F2 = "\x1bOQ"
+CTRL_C = "\x03"
+CTRL_D = "\x04"
+
+
+@pytest.fixture
+def session(qemu: Qemu) -> Iterator[Session]:
+    s = make_session(qemu.socket)
+    yield s
+    s.client.close()
+
+
+def toolbar_text(ui: ShellUI) -> str:
+    return "".join(text for _, text, *_ in ui.toolbar_fragments())
+
+
+def test_tab_completes_a_unique_command(session: Session) -> None:
+    with running_ui(session) as run:
+        run.send("query-sp")
+        assert wait_until(lambda: run.ui.buffer.text == "query-sp")
+        run.send("\t")
+        assert wait_until(lambda: run.ui.buffer.text == "query-spice")
+
+
+def test_toolbar_shows_the_signature_of_the_command_being_typed(session: Session) -> None:
+    with running_ui(session) as run:
+        run.ui.warm_schema()
+        assert wait_until(lambda: run.ui.schema is not None)
+        run.send("set_password ")
+        assert wait_until(lambda: "protocol" in toolbar_text(run.ui)), toolbar_text(run.ui)
+
+
+def test_reply_is_printed_into_the_terminal(session: Session) -> None:
+    with running_ui(session) as run:
+        run.send("query-status\r")
+        assert wait_until(lambda: '"running"' in run.stdout.getvalue()), run.stdout.getvalue()
+        assert "query-status" in run.stdout.getvalue()  # the accepted line, echoed
+        assert not run.ui.busy
+
+
+def test_event_reaches_the_pane_without_a_keypress(session: Session, qemu: Qemu) -> None:
+    with running_ui(session) as run:
+        assert wait_until(lambda: run.pane_lines())  # the first frame is drawn
+        assert qemu.vnc_port is not None
+        with closing(vnc_connect("127.0.0.1", qemu.vnc_port)):
+            assert wait_until(lambda: any("VNC_CONNECTED" in line for line in run.pane_lines()))
+        assert wait_until(lambda: any("VNC_DISCONNECTED" in line for line in run.pane_lines()))
+        assert "VNC_CONNECTED" not in run.stdout.getvalue()  # in the pane, not the scrollback
+
+
+def test_narrow_terminal_prints_events_above_the_prompt(session: Session, qemu: Qemu) -> None:
+    with running_ui(session, columns=80) as run:
+        assert qemu.vnc_port is not None
+        with closing(vnc_connect("127.0.0.1", qemu.vnc_port)):
+            assert wait_until(lambda: "VNC_CONNECTED" in run.stdout.getvalue())
+        assert run.pane_lines() == []  # the pane was never drawn
+
+
+def test_f2_toggles_the_pane_and_hidden_events_are_counted(session: Session, qemu: Qemu) -> None:
+    with running_ui(session) as run:
+        run.send(F2)
+        assert wait_until(lambda: not session.show_events)
+        assert qemu.vnc_port is not None
+        with closing(vnc_connect("127.0.0.1", qemu.vnc_port)):
+            assert wait_until(lambda: run.ui.unseen > 0)
+        assert "unseen" in toolbar_text(run.ui)
+        run.send(F2)
+        assert wait_until(lambda: session.show_events)
+        assert run.ui.unseen == 0
+
+
+def test_events_off_hides_the_pane(session: Session) -> None:
+    with running_ui(session) as run:
+        run.send("events off\r")
+        assert wait_until(lambda: not session.show_events and not run.ui.busy)
+        assert not run.ui.pane_shown()
+
+
+def test_quit_asks_and_n_keeps_qemu_running(session: Session, qemu: Qemu) -> None:
+    with running_ui(session) as run:
+        run.send("quit\r")
+        assert wait_until(lambda: run.ui.confirming is not None)
+        run.send("n")
+        assert wait_until(lambda: run.ui.confirming is None)
+        assert "not sent" in run.stdout.getvalue() or wait_until(
+            lambda: "not sent" in run.stdout.getvalue()
+        )
+        run.send("query-status\r")
+        assert wait_until(lambda: '"running"' in run.stdout.getvalue())
+    assert qemu.proc.poll() is None
+
+
+def test_unbalanced_line_continues(session: Session) -> None:
+    with running_ui(session) as run:
+        run.send('{"execute": "query-status"\r')
+        assert wait_until(lambda: run.ui.buffer.text.endswith("\n"))
+        assert not run.ui.busy
+        run.send("}\r")
+        assert wait_until(lambda: '"running"' in run.stdout.getvalue())
+
+
+def test_ctrl_c_clears_the_line(session: Session) -> None:
+    with running_ui(session) as run:
+        run.send("query-stat")
+        assert wait_until(lambda: run.ui.buffer.text == "query-stat")
+        run.send(CTRL_C)
+        assert wait_until(lambda: run.ui.buffer.text == "")
+        assert run.ui.app.is_running
+
+
+def test_ctrl_c_stops_waiting_and_the_shell_goes_on(session: Session) -> None:
+    with running_ui(session) as run:
+        run.send("wait NO_SUCH_EVENT timeout=30\r")
+        assert wait_until(lambda: run.ui.busy)
+        run.send(CTRL_C)
+        assert wait_until(lambda: not run.ui.busy)
+        assert "stopped waiting" in run.stdout.getvalue()
+        run.send("query-status\r")
+        assert wait_until(lambda: '"running"' in run.stdout.getvalue())
+
+
+def test_ctrl_d_and_exit_leave_with_status_0(session: Session) -> None:
+    with running_ui(session) as run:
+        run.send(CTRL_D)
+        run.thread.join(WAIT)
+        assert run.result == [0]
+
+
+def test_exit_command_leaves(session: Session) -> None:
+    with running_ui(session) as run:
+        run.send("exit\r")
+        run.thread.join(WAIT)
+        assert run.result == [0]
+
+
+def test_history_file_is_private_and_has_no_secrets(session: Session, tmp_path: Path) -> None:
+    path = tmp_path / "state" / "qmpsh" / "history"
+    with running_ui(session, history_path=path) as run:
+        run.send("query-status\r")
+        assert wait_until(lambda: '"running"' in run.stdout.getvalue())
+        run.send("set_password protocol=vnc password=hunter2\r")
+        assert wait_until(lambda: run.stdout.getvalue().count("(qemu") >= 2 and not run.ui.busy)
+        # Up recalls it in this session even though the file does not have it.
+        run.send("\x1b[A")
+        assert wait_until(lambda: "hunter2" in run.ui.buffer.text)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    text = path.read_text()
+    assert "query-status" in text
+    assert "hunter2" not in text and "set_password" not in text
+
+
+# ------------------------------------------------------------------- pager (pure)
+
+
+def test_paging_only_when_taller_than_the_terminal() -> None:
+    assert not pager.needs_paging("a\nb\n", rows=3)
+    assert pager.needs_paging("a\nb\nc\n", rows=3)
+
+
+def test_pager_defaults_and_user_choices() -> None:
+    assert pager.pager_command({}) == ["less"]
+    assert pager.pager_command({"PAGER": "most -s"}) == ["most", "-s"]
+    assert pager.pager_env({})["LESS"] == "-SRXF"
+    assert pager.pager_env({"LESS": "-R"})["LESS"] == "-R"
+
+
+def test_page_runs_the_pager_with_the_text(tmp_path: Path) -> None:
+    out = tmp_path / "paged"
+    assert pager.page("line 1\nline 2\n", {"PAGER": f"tee {out}", "PATH": "/usr/bin:/bin"})
+    assert out.read_text() == "line 1\nline 2\n"
+
+
+def test_missing_pager_reports_false() -> None:
+    assert not pager.page("x\n", {"PAGER": "/nonexistent/pager"})
