@@ -54,11 +54,16 @@ class EventPaneControl(UIControl):
         self.ui = ui
         self.lines: list[str] = []
 
+    def rows(self) -> int:
+        """As many rows as there are events, up to half the terminal: the pane grows as
+        events come instead of pushing the prompt to the top of an empty screen."""
+        cap = max(3, self.ui.app.output.get_size().rows // 2)
+        return max(1, min(len(self.ui.pane_events(cap)), cap))
+
     def preferred_height(
         self, width: int, max_available_height: int, wrap_lines: bool, get_line_prefix: object
     ) -> int | None:
-        cap = max(3, self.ui.app.output.get_size().rows // 2)
-        return max(1, min(len(self.ui.pane_events(cap)), cap))
+        return self.rows()
 
     def create_content(self, width: int, height: int) -> UIContent:
         events = self.ui.pane_events(height)
@@ -78,12 +83,14 @@ class EventPaneControl(UIControl):
 
 def event_pane(ui: ShellUI) -> Container:
     shown = Condition(ui.pane_shown) & ~is_done
+    control = EventPaneControl(ui)
     body = VSplit(
         [
             Window(width=1, char="│", style="class:event-pane.border"),
-            Window(EventPaneControl(ui), style="class:event-pane", wrap_lines=False),
+            Window(control, style="class:event-pane", wrap_lines=False),
         ],
         width=Dimension(weight=2),
+        height=lambda: Dimension.exact(control.rows()),
     )
     return ConditionalContainer(body, filter=shown)
 
