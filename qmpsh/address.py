@@ -9,22 +9,26 @@
 socket in a private temp dir, VNC and SPICE on free loopback ports, and the user's
 extra arguments appended (QEMU lets a later ``-M pc`` override ``-machine none``).
 It is stopped by PID, never by name.
+
+Every run parses an address but few launch QEMU, so the modules only launching
+needs (subprocess, tempfile, shutil, ipaddress for the loopback check) are
+imported where they are used: a ``-c`` call starts measurably faster without them.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import shutil
 import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qmpsh.errors import InputError, LaunchError
+
+if TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
 
 DEFAULT_BINARY = "qemu-system-x86_64"
 VNC_BASE_PORT = 5900
@@ -60,6 +64,8 @@ class TcpAddress:
         """QMP has no authentication, so the CLI warns when this is False."""
         if self.host.lower() == "localhost":
             return True
+        import ipaddress
+
         try:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
@@ -136,6 +142,9 @@ class LaunchedQemu:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a grace period; works if QEMU already exited."""
+        import shutil
+        import subprocess
+
         if self.proc.poll() is None:
             self.proc.terminate()  # by PID; Popen skips it once reaped
             try:
@@ -162,6 +171,8 @@ class LaunchedQemu:
 
 def launch_qemu(extra_args: Sequence[str] = (), *, binary: str = DEFAULT_BINARY) -> LaunchedQemu:
     """Start a throwaway QEMU and wait until it answers QMP; raise LaunchError on failure."""
+    import shutil
+
     path = shutil.which(binary)
     if path is None:
         raise LaunchError(
@@ -179,6 +190,9 @@ def launch_qemu(extra_args: Sequence[str] = (), *, binary: str = DEFAULT_BINARY)
 
 
 def _launch_once(path: str, extra_args: Sequence[str]) -> LaunchedQemu:
+    import tempfile
+    from pathlib import Path
+
     temp_dir = Path(tempfile.mkdtemp(prefix="qmpsh-launch-"))  # mkdtemp makes it 0700
     vnc_port = free_port(VNC_BASE_PORT)
     spice_port = free_port(avoid=vnc_port)
@@ -199,6 +213,9 @@ def _base_args(sock: Path, vnc_port: int, spice_port: int) -> list[str]:
 
 def _spawn(args: list[str], temp_dir: Path) -> subprocess.Popen[bytes]:
     # A new session keeps the shell's Ctrl-C (SIGINT to the foreground group) away from QEMU.
+    import shutil
+    import subprocess
+
     with open(temp_dir / "qemu.stderr", "wb") as err:
         try:
             return subprocess.Popen(

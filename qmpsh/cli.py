@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -27,6 +27,9 @@ from qmpsh.errors import (
 )
 
 if TYPE_CHECKING:
+    from qmpsh.address import Address
+    from qmpsh.config import Config
+    from qmpsh.events import EventFilter
     from qmpsh.session import Format, Settings
 
 EPILOG = """\
@@ -56,13 +59,40 @@ examples:
 """
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, sized without importing shutil.
+
+    argparse builds a formatter for every ``add_argument``, and the stock one imports
+    shutil (and with it bz2, lzma …) just to ask the terminal's width: ~2 ms of every
+    ``-c`` call, for help that is almost never printed.
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_columns() - 2)  # -2: as argparse does
+
+
+def _terminal_columns() -> int:
+    """What ``shutil.get_terminal_size().columns`` would say: $COLUMNS, the terminal, or 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    stream = sys.__stdout__
+    if columns > 0 or stream is None:
+        return columns if columns > 0 else 80
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The options, with qmp-shell's short flags kept for its users."""
     p = argparse.ArgumentParser(
         prog="qmpsh",
         description="An interactive shell for the QEMU Monitor Protocol (QMP).",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("address", nargs="?", help="QMP socket: PATH, unix:PATH or HOST:PORT")
     p.add_argument("--version", action="version", version=f"qmpsh {__version__}")
@@ -163,10 +193,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-pager", action="store_true", help="never page long replies")
     p.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="interactive shell: when the connection is lost, reconnect on its own "
+        "(back-off 0.1 s to 5 s, until Ctrl-C); without it, type `reconnect`",
+    )
+    p.add_argument(
         "--color",
         choices=("auto", "always", "never"),
         default="auto",
         help="colour output (default auto; NO_COLOR is honoured)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="read defaults from this TOML file (default: $QMPSH_CONFIG, "
+        "else $XDG_CONFIG_HOME/qmpsh/config.toml); command-line flags win",
+    )
+    p.add_argument(
+        "--completions",
+        choices=("bash", "zsh", "fish"),
+        metavar="SHELL",
+        help="print the completion script for SHELL (bash, zsh or fish) and exit",
+    )
+    p.add_argument(
+        "--list-sockets",
+        action="store_true",
+        help="print the unix sockets found in the current directory, $XDG_RUNTIME_DIR "
+        "and libvirt's monitor directories, one per line, and exit",
     )
     return p
 
@@ -185,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     own, qemu_args = split_qemu_args(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(own)
+    if args.completions or args.list_sockets:
+        return _print_and_exit(args)
     if qemu_args and not args.launch:
         parser.error("arguments after -- are for QEMU and need --launch")
     _install_signal_handlers()
@@ -201,6 +257,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_OK
+
+
+def _print_and_exit(args: argparse.Namespace) -> int:
+    """--completions and --list-sockets need no address and never connect."""
+    if args.completions:
+        from qmpsh.shell_completions import print_completions
+
+        return print_completions(args.completions)
+    from qmpsh.discover import print_sockets
+
+    return print_sockets()
 
 
 def _report(message: str) -> None:
@@ -245,39 +312,119 @@ def _target(args: argparse.Namespace, qemu_args: list[str]) -> Iterator[str]:
         raise InputError("give either an address or --launch, not both")
     from qmpsh.address import launch_qemu
 
-    with launch_qemu(qemu_args) as qemu:
+    with contextlib.ExitStack() as stack:
+        with _signals_deferred():
+            qemu = stack.enter_context(launch_qemu(qemu_args))
         yield f"unix:{qemu.socket_path}"
 
 
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the launched QEMU is in hand.
+
+    Until ``launch_qemu`` returns there is nothing to stop QEMU by, and it runs in its
+    own session: an interrupt there would leave it running for ever.  The signal is
+    acted on as soon as the block ends, so the caller's cleanup stops QEMU.
+    """
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in held
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        signal.raise_signal(caught[0])  # now handled as usual: SystemExit or KeyboardInterrupt
+
+
 def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool) -> int:
-    from qmpsh.address import TcpAddress, parse_address
+    from qmpsh.address import parse_address
     from qmpsh.client import QmpClient
-    from qmpsh.events import EventFilter
+    from qmpsh.events import EventFilter, EventLog
     from qmpsh.render import Renderer
     from qmpsh.session import Session
 
     address = parse_address(address_text)
-    if isinstance(address, TcpAddress) and not address.is_loopback and not args.quiet:
-        print(
-            f"qmpsh: warning: {address} is not loopback; QMP has no authentication", file=sys.stderr
-        )
+    warning = remote_warning(address, quiet=args.quiet)
+    if warning:
+        print(warning, file=sys.stderr)
+    config = _load_config(args)
     settings = _settings(args, scripted)
     renderer = Renderer(settings.fmt, sys.stdout, sys.stderr, color=settings.color)
     client = QmpClient(address, timeout=args.timeout)
-    session = Session(client, settings, renderer, echo=_echo)
+    events = EventLog(config.events_capacity)
+    session = Session(client, settings, renderer, event_log=events, echo=_echo)
     if args.events_filter:
         session.event_filter = EventFilter.parse(args.events_filter)
+    else:
+        session.event_filter = _config_filter(config, args.quiet)
     with contextlib.ExitStack() as stack:
         _wire_outputs(args, session, stack)
         client.connect(wait=args.wait, negotiate=not args.skip_negotiation)
-        stack.callback(client.close)
+        stack.callback(lambda: session.client.close())  # the client `reconnect` made, if any
         if scripted:
             status = _run_script(args, session)
         else:
-            status = _run_interactive(args, session)
+            status = _run_interactive(args, session, config)
         if args.wait_event:
             status = max(status, _wait_event(args, session))
         return status
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    """Read the config once, for both modes; its values fill in only what flags left open."""
+    from qmpsh.config import load_config
+
+    path: str | None = args.config or None  # a str: pathlib would cost every -c call ~2 ms
+    if path is not None and not os.path.exists(path):
+        raise InputError(f"config file not found: {path}")
+    quiet = args.quiet
+    config = load_config(path, warn=lambda message: None if quiet else _warn(message))
+    if config.format and not args.format and not args.pretty:
+        args.format = config.format
+    if args.color == "auto":
+        args.color = config.color
+    return config
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _config_filter(config: Config, quiet: bool) -> EventFilter | None:
+    """The config's default event filter; a bad one costs a warning, not the run."""
+    from qmpsh.events import EventFilter
+
+    if not config.events_filter:
+        return None
+    try:
+        return EventFilter.parse(config.events_filter)
+    except InputError as exc:
+        if not quiet:
+            _warn(f"qmpsh: warning: config events.filter: {exc}")
+        config.events_filter = None  # warned once; the interactive shell must not warn again
+        return None
+
+
+def remote_warning(address: Address, *, quiet: bool) -> str | None:
+    """The warning for a TCP address off this host: anyone who can reach it owns the VM."""
+    from qmpsh.address import TcpAddress
+
+    if quiet or not isinstance(address, TcpAddress) or address.is_loopback:
+        return None
+    return f"qmpsh: warning: {address} is not loopback; QMP has no authentication"
+
+
+def _redacting(session: Any, record: Callable[[str, dict[str, Any]], None]) -> Any:
+    """A transcript listener that masks secrets by the session's schema, once it has one."""
+
+    def listener(direction: str, message: dict[str, Any]) -> None:
+        record(direction, session.redact(message) if direction == "out" else message)
+
+    return listener
 
 
 def _settings(args: argparse.Namespace, scripted: bool) -> Settings:
@@ -314,7 +461,6 @@ def _echo(message: dict[str, Any]) -> None:
 def _wire_outputs(args: argparse.Namespace, session: Any, stack: contextlib.ExitStack) -> None:
     """--events and --transcript/-l: files get every event, from the reader thread."""
     from qmpsh.events import JsonLinesWriter
-    from qmpsh.transcript import Transcript
 
     if args.events:
         target = sys.stderr if args.events == "-" else args.events
@@ -324,8 +470,10 @@ def _wire_outputs(args: argparse.Namespace, session: Any, stack: contextlib.Exit
             lambda event: writer.write(event) if flt is None or flt.matches(event) else None
         )
     for path in {p for p in (args.transcript, args.logfile) if p}:
+        from qmpsh.transcript import Transcript  # only when asked: it costs start-up time
+
         transcript = stack.enter_context(Transcript(path))
-        session.client.add_transcript_listener(transcript.record)
+        session.client.add_transcript_listener(_redacting(session, transcript.record))
 
 
 def _run_script(args: argparse.Namespace, session: Any) -> int:
@@ -335,26 +483,47 @@ def _run_script(args: argparse.Namespace, session: Any) -> int:
         return run_lines(session, args.command, numbered=len(args.command) > 1)
     if args.file:
         try:
-            with open(args.file, encoding="utf-8") as fh:
-                return run_lines(session, fh, numbered=True)
+            fh = open(args.file, encoding="utf-8")  # noqa: SIM115  (closed below)
         except OSError as exc:
             raise InputError(f"cannot read {args.file}: {exc.strerror}") from None
-    return run_lines(session, sys.stdin, numbered=True)
+        # Only open() is guarded: an EPIPE from printing (`| head`) is not a read error.
+        with fh:
+            return _utf8_lines(session, fh, args.file)
+    return _utf8_lines(session, sys.stdin, "standard input")
 
 
-def _run_interactive(args: argparse.Namespace, session: Any) -> int:
+def _utf8_lines(session: Any, lines: TextIO, name: str) -> int:
+    from qmpsh.script import run_lines
+
+    try:
+        return run_lines(session, lines, numbered=True)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _run_interactive(args: argparse.Namespace, session: Any, config: Config) -> int:
     from qmpsh.ui import run_interactive
 
-    status: int = run_interactive(session, args)
+    status: int = run_interactive(session, args, config)
     return status
 
 
 def _wait_event(args: argparse.Namespace, session: Any) -> int:
+    """Wait for EVENT, narrowed by --events-filter's ``!NAME`` and ``field=value`` terms.
+
+    The filter's name globs are left out: in ``wait`` they would widen the names
+    accepted (``VNC_INITIALIZED VNC_*`` would take VNC_CONNECTED) instead of narrowing.
+    """
+    import shlex
+
+    from qmpsh.events import EventFilter
+
     words = [args.wait_event]
     if args.events_filter:
-        words.append(args.events_filter)
+        flt = EventFilter.parse(args.events_filter)
+        words += [f"!{glob}" for glob in flt.exclude] + [str(p) for p in flt.predicates]
     words.append(f"timeout={args.timeout}")
-    status: int = session.run_line("wait " + " ".join(words))
+    status: int = session.run_line("wait " + " ".join(map(shlex.quote, words)))
     return status
 
 

@@ -124,6 +124,8 @@ class QmpClient:
         self._transcript_listeners: list[TranscriptListener] = []
         self._disconnect_listeners: list[DisconnectListener] = []
         self._stray: list[bytes] = []
+        self._up = False  # connect() succeeded: only then are disconnect listeners told
+        self.negotiates = True  # what connect() was asked, so a reconnect can do the same
 
     # -- listeners ---------------------------------------------------------------
 
@@ -136,8 +138,20 @@ class QmpClient:
         self._transcript_listeners.append(callback)
 
     def add_disconnect_listener(self, callback: DisconnectListener) -> None:
-        """Called once with the failure when the connection is lost, so a UI can say so."""
+        """Called once with the failure when a made connection is lost, so a UI can say so.
+
+        A failed ``connect()`` raises instead: listeners hear only of connections made.
+        """
         self._disconnect_listeners.append(callback)
+
+    def inherit_listeners(self, old: QmpClient) -> None:
+        """Take over ``old``'s listeners, to reconnect with a new client (call before connect).
+
+        Listeners already present are not added twice, so calling this again is harmless.
+        """
+        _merge(self._event_listeners, old._event_listeners)
+        _merge(self._transcript_listeners, old._transcript_listeners)
+        _merge(self._disconnect_listeners, old._disconnect_listeners)
 
     # -- connecting --------------------------------------------------------------
 
@@ -159,12 +173,17 @@ class QmpClient:
         """
         if self._sock is not None or self._failure is not None:
             raise ConnectError(f"this client was already connected to {self.address}")
+        self.negotiates = negotiate
         self._sock = self._open_socket(wait)
         self._reader = threading.Thread(target=self._read_loop, name="qmp-reader", daemon=True)
         self._reader.start()
         self._await_greeting()
         if negotiate:
             self._negotiate()
+        with self._lock:
+            failure, self._up = self._failure, self._failure is None
+        if failure is not None:  # lost right after the handshake
+            raise _fresh(failure)
 
     def _open_socket(self, wait: float) -> socket.socket:
         deadline = time.monotonic() + wait
@@ -307,8 +326,7 @@ class QmpClient:
                     reason = "EOF in the middle of a message" if lines.partial else "EOF"
                     self._fail(self._lost(reason))
                     return
-                for line in lines.feed(chunk):
-                    self._handle_line(line)
+                self._handle_lines(lines.feed(chunk))
                 if lines.partial > MAX_LINE:
                     raise ProtocolError(f"{self.address} sent a line over {MAX_LINE} bytes")
         except QmpshError as e:
@@ -316,8 +334,14 @@ class QmpClient:
         except OSError as e:
             self._fail(self._lost(e.strerror or str(e)))
 
-    def _handle_line(self, line: bytes) -> None:
-        if not line.strip() or self._failure is not None:
+    def _handle_lines(self, lines: list[bytes | bytearray]) -> None:
+        # A helper, so no frame of the reader keeps a (maybe 64 MiB) line alive once
+        # it is handled, while the reader waits in recv() for the next chunk.
+        for line in lines:
+            self._handle_line(line)
+
+    def _handle_line(self, line: bytes | bytearray) -> None:
+        if not line or line.isspace() or self._failure is not None:
             return
         try:
             message = json.loads(line)
@@ -333,13 +357,13 @@ class QmpClient:
             return
         self._dispatch(message)
 
-    def _stray_line(self, line: bytes) -> None:
+    def _stray_line(self, line: bytes | bytearray) -> None:
         """Before the greeting, junk (a banner, a half line) is tolerated, within reason."""
-        self._stray.append(line[:200])  # kept only to quote in an error message
+        self._stray.append(bytes(line[:200]))  # kept only to quote in an error message
         if len(self._stray) > MAX_STRAY_LINES:
             raise ProtocolError(f"{self.address} is not a QMP monitor: no greeting, only junk")
 
-    def _garbage(self, line: bytes, why: object) -> ProtocolError:
+    def _garbage(self, line: bytes | bytearray, why: object) -> ProtocolError:
         shown = line[:60].decode("utf-8", "replace")
         return ProtocolError(f"{self.address} sent invalid QMP ({why}): {shown!r}; disconnected")
 
@@ -405,11 +429,12 @@ class QmpClient:
                 return
             self._failure = failure
             pending, self._pending = list(self._pending.values()), {}
+            tell = self._up
         self._settled.set()
         self._hang_up()
         for request in pending:
             request._fail(failure)
-        for listener in self._disconnect_listeners:
+        for listener in self._disconnect_listeners if tell else ():
             try:
                 listener(failure)
             except Exception as e:
@@ -439,20 +464,36 @@ class QmpClient:
 
 
 class _LineBuffer:
-    """Split a byte stream on newlines; a long message costs linear time, not quadratic."""
+    """Split a byte stream on newlines, holding a long message once, in linear time.
+
+    The unfinished line grows in place in a bytearray and is handed out as that very
+    buffer, so a 64 MiB message costs 64 MiB here rather than the two or three copies
+    that joining and splitting would make.  Everything before the newline that ends it
+    is already in the buffer; only the current chunk can hold further lines.
+    """
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self.partial = 0  # bytes of the unfinished last line
+        self._line = bytearray()
 
-    def feed(self, chunk: bytes) -> list[bytes]:
-        if b"\n" not in chunk:
-            self._parts.append(chunk)
-            self.partial += len(chunk)
+    @property
+    def partial(self) -> int:
+        """Bytes of the unfinished last line."""
+        return len(self._line)
+
+    def feed(self, chunk: bytes) -> list[bytes | bytearray]:
+        first = chunk.find(b"\n")
+        if first < 0:
+            self._line += chunk
             return []
-        *lines, rest = b"".join([*self._parts, chunk]).split(b"\n")
-        self._parts, self.partial = [rest], len(rest)
-        return lines
+        self._line += chunk[:first]
+        done, self._line = self._line, bytearray()
+        *more, rest = chunk[first + 1 :].split(b"\n")
+        self._line += rest
+        return [done, *more]
+
+
+def _merge(mine: list[Any], theirs: list[Any]) -> None:
+    mine.extend(listener for listener in list(theirs) if listener not in mine)
 
 
 def _fresh(failure: QmpshError) -> QmpshError:

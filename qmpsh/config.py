@@ -2,17 +2,19 @@
 
 A broken config must never stop the shell: each problem becomes one warning line and
 the built-in default is used for that key.  Pure (standard library only), so the
-piped path may call it without importing a terminal library.
+piped path may call it without importing a terminal library; ``load_config`` finds
+the default file with ``os.path``, so a ``-c`` call does not pay for pathlib either.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FORMATS = ("pretty", "json", "raw")
 COLORS = ("auto", "always", "never")
@@ -29,50 +31,63 @@ class Config:
     pager: bool = True
     confirm: bool = True
     history_size: int = 10_000
+    reconnect: bool = False  # retry on our own after the connection is lost
     events_pane: bool = True
     events_capacity: int = 10_000
     events_filter: str | None = None
 
 
-def _xdg(env: Mapping[str, str], name: str, fallback: str) -> Path:
+def _xdg(env: Mapping[str, str], name: str, fallback: str) -> str:
     value = env.get(name, "")
     # The spec says relative values are invalid and must be ignored.
     if value and os.path.isabs(value):
-        return Path(value)
-    return Path(env.get("HOME") or Path.home()) / fallback
+        return value
+    return os.path.join(env.get("HOME") or os.path.expanduser("~"), fallback)
+
+
+def _config_file(env: Mapping[str, str]) -> str:
+    if env.get("QMPSH_CONFIG"):
+        return env["QMPSH_CONFIG"]
+    return os.path.join(_xdg(env, "XDG_CONFIG_HOME", ".config"), "qmpsh", "config.toml")
 
 
 def config_path(env: Mapping[str, str] = os.environ) -> Path:
     """``$QMPSH_CONFIG``, else ``$XDG_CONFIG_HOME/qmpsh/config.toml``."""
-    if env.get("QMPSH_CONFIG"):
-        return Path(env["QMPSH_CONFIG"])
-    return _xdg(env, "XDG_CONFIG_HOME", ".config") / "qmpsh" / "config.toml"
+    from pathlib import Path
+
+    return Path(_config_file(env))
 
 
 def state_dir(env: Mapping[str, str] = os.environ) -> Path:
     """``$XDG_STATE_HOME/qmpsh`` (history lives there, not in the config dir)."""
-    return _xdg(env, "XDG_STATE_HOME", ".local/state") / "qmpsh"
+    from pathlib import Path
+
+    return Path(_xdg(env, "XDG_STATE_HOME", ".local/state"), "qmpsh")
 
 
 def history_path(env: Mapping[str, str] = os.environ) -> Path:
     """``$QMPSH_HISTFILE``, else the state dir's ``history``."""
+    from pathlib import Path
+
     if env.get("QMPSH_HISTFILE"):
         return Path(env["QMPSH_HISTFILE"])
     return state_dir(env) / "history"
 
 
 def load_config(
-    path: Path | None = None, *, warn: Warn | None = None, env: Mapping[str, str] = os.environ
+    path: Path | str | None = None, *, warn: Warn | None = None, env: Mapping[str, str] = os.environ
 ) -> Config:
     """Read the config file; a missing file is silent, a bad one warns and uses defaults."""
-    path = path if path is not None else config_path(env)
+    path = path if path is not None else _config_file(env)
     say = warn if warn is not None else (lambda message: None)
     try:
         with open(path, "rb") as fh:
+            import tomllib  # only once there is a file: it costs ~3 ms of every start
+
             data = tomllib.load(fh)
     except FileNotFoundError:
         return Config()
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: TOMLDecodeError, UnicodeDecodeError
         say(f"qmpsh: warning: ignoring config {path}: {_reason(exc)}")
         return Config()
     return config_from_dict(data, warn=lambda message: say(f"qmpsh: warning: {path}: {message}"))
@@ -91,13 +106,19 @@ def config_from_dict(data: Mapping[str, Any], *, warn: Warn) -> Config:
     if not isinstance(events, Mapping):
         warn("[events] must be a table")
         events = {}
-    _known(data, {"format", "color", "pager", "confirm", "history_size", "events"}, "", warn)
+    _known(
+        data,
+        {"format", "color", "pager", "confirm", "history_size", "reconnect", "events"},
+        "",
+        warn,
+    )
     _known(events, {"pane", "capacity", "filter"}, "events.", warn)
     config.format = _choice(data, "format", FORMATS, config.format, warn)
     config.color = _choice(data, "color", COLORS, config.color, warn) or config.color
     config.pager = _typed(data, "pager", bool, config.pager, warn)
     config.confirm = _typed(data, "confirm", bool, config.confirm, warn)
     config.history_size = _count(data, "history_size", config.history_size, warn)
+    config.reconnect = _typed(data, "reconnect", bool, config.reconnect, warn)
     config.events_pane = _typed(events, "pane", bool, config.events_pane, warn, "events.")
     config.events_capacity = _count(events, "capacity", config.events_capacity, warn, "events.")
     config.events_filter = _typed(events, "filter", str, None, warn, "events.") or None

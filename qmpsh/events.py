@@ -22,7 +22,6 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
 from typing import IO, Any
 
 from qmpsh.errors import InputError
@@ -205,6 +204,10 @@ class LoggedEvent:
     def summary(self) -> str:
         return summarize(self.event, caused_by=self.caused_by)
 
+    def numbered(self) -> str:
+        """``#N`` and the summary: the N a user reads is the one ``events show N`` takes."""
+        return f"#{self.seq} {self.summary()}"
+
 
 @dataclass
 class _Pending:
@@ -376,9 +379,9 @@ class JsonLinesWriter:
     ports and certificate subjects.  A stream passed in is left open by ``close()``.
     """
 
-    def __init__(self, target: str | Path | IO[str]) -> None:
+    def __init__(self, target: str | os.PathLike[str] | IO[str]) -> None:
         self._lock = threading.Lock()
-        if isinstance(target, str | Path):
+        if isinstance(target, str | os.PathLike):
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._stream: IO[str] = os.fdopen(fd, "a", encoding="utf-8")
             self._owned = True

@@ -44,21 +44,37 @@ MENU_ROWS = 8  # space kept free below the input so the completion menu fits
 
 
 class EventPaneControl(UIControl):
-    """The newest events that fit, newest at the bottom, one summary line each.
+    """The newest events that fit, newest at the bottom, one summary each.
 
-    ``lines`` is what was last drawn, so tests (and curious users of the API) can see
-    that an event reached the screen without pressing a key.
+    A summary wider than the pane wraps onto indented rows rather than being cut:
+    the part a user watches for (a SPICE session id, a STOP's cause) is often at
+    the end.  ``lines`` holds the whole summaries last drawn, so tests (and curious
+    users of the API) can see that an event reached the screen without a keypress.
     """
 
     def __init__(self, ui: ShellUI) -> None:
         self.ui = ui
         self.lines: list[str] = []
+        self._width = 60  # until the first render tells us
+
+    def _cap(self) -> int:
+        return max(3, self.ui.app.output.get_size().rows // 2)
+
+    def _rows(self, width: int) -> list[tuple[str, str]]:
+        """(style, text) screen rows of the newest events that fit, oldest first."""
+        cap = self._cap()
+        events = self.ui.pane_events(cap)
+        self.lines = [logged.numbered() for logged in events]
+        rows: list[tuple[str, str]] = []
+        for logged, text in zip(events, self.lines, strict=True):
+            style = f"class:event.{severity(logged.event)}"
+            rows.extend((style, chunk) for chunk in _wrap(text, width))
+        return rows[-cap:]
 
     def rows(self) -> int:
-        """As many rows as there are events, up to half the terminal: the pane grows as
+        """As many rows as the events need, up to half the terminal: the pane grows as
         events come instead of pushing the prompt to the top of an empty screen."""
-        cap = max(3, self.ui.app.output.get_size().rows // 2)
-        return max(1, min(len(self.ui.pane_events(cap)), cap))
+        return max(1, len(self._rows(self._width)))
 
     def preferred_height(
         self, width: int, max_available_height: int, wrap_lines: bool, get_line_prefix: object
@@ -66,19 +82,32 @@ class EventPaneControl(UIControl):
         return self.rows()
 
     def create_content(self, width: int, height: int) -> UIContent:
-        events = self.ui.pane_events(height)
-        self.lines = [logged.summary()[:width] for logged in events]
-        styles = [f"class:event.{severity(logged.event)}" for logged in events]
-        if not self.lines:
-            self.lines, styles = ["(no events yet; F2 hides this pane)"[:width]], ["class:busy"]
+        self._width = max(width, 8)
+        rows = self._rows(self._width)[-height:] if height > 0 else []
+        if not rows:
+            self.lines = ["(no events yet; F2 hides this pane)"[:width]]
+            rows = [("class:busy", self.lines[0])]
 
         def line(i: int) -> StyleAndTextTuples:
-            return [(styles[i], self.lines[i])]
+            return [rows[i]]
 
-        return UIContent(get_line=line, line_count=len(self.lines), show_cursor=False)
+        return UIContent(get_line=line, line_count=len(rows), show_cursor=False)
 
     def is_focusable(self) -> bool:
         return False
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Cut ``text`` into rows of ``width``; continuation rows are indented two spaces."""
+    if len(text) <= width:
+        return [text]
+    rows = [text[:width]]
+    rest = text[width:]
+    step = max(width - 2, 1)
+    while rest:
+        rows.append("  " + rest[:step])
+        rest = rest[step:]
+    return rows
 
 
 def event_pane(ui: ShellUI) -> Container:
@@ -141,7 +170,8 @@ def toolbar_fragments(ui: ShellUI) -> StyleAndTextTuples:
         parts.append(("class:busy", f"running {ui.job.name}… Ctrl-C stops waiting  "))
     client = ui.session.client
     if client.failure is not None:
-        parts.append(("class:toolbar.disconnected", "disconnected  "))
+        what = "reconnecting" if ui.job is not None else "disconnected: type reconnect"
+        parts.append(("class:toolbar.disconnected", f"{what}  "))
     else:
         parts.append(("class:toolbar.state", f"{client.address}  "))
     if ui.unseen:

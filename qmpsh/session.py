@@ -8,19 +8,21 @@ renderer; nothing else in qmpsh keeps state between lines.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from qmpsh import hmp, validate
 from qmpsh.client import QmpClient
 from qmpsh.commands import REGISTRY
 from qmpsh.errors import EXIT_OK, CommandError, InputError, QmpshError
-from qmpsh.events import EventFilter, EventLog
+from qmpsh.events import EventFilter, EventLog, format_spice_sessions, spice_sessions
 from qmpsh.render import Renderer
 from qmpsh.request import Command, HmpLine, RawJson, Request, ShellCommand, Transaction
-from qmpsh.schema import Schema, load_schema
 from qmpsh.syntax import parse
+
+if TYPE_CHECKING:  # schema, validate and hmp are imported when first needed (start-up time)
+    from qmpsh.schema import Schema
 
 Format = Literal["pretty", "json", "raw"]
 
@@ -71,7 +73,29 @@ class Session:
         self.wait_mark = 0
         self.event_filter: EventFilter | None = None
         self.show_events = True
+        # Set by the shell's Ctrl-C: a shell command that waits a long time (reconnect)
+        # clears it when it starts and stops as soon as it is set.
+        self.cancel = threading.Event()
         client.add_event_listener(self._on_event)
+
+    def replace_client(self, client: QmpClient) -> None:
+        """Swap in a new connection (``reconnect``); it takes over the old one's listeners.
+
+        The schema is kept when the server is the same QEMU version and read again
+        (lazily) when it is not, since a restarted QEMU may be an upgraded one.
+        """
+        old, self.client = self.client, client
+        client.inherit_listeners(old)
+        if (client.version, client.package) != (old.version, old.package):
+            self._schema = None
+            self.shell_words = REGISTRY.names()
+        self._schema_failed = False
+
+    def redact(self, message: dict[str, Any]) -> dict[str, Any]:
+        """``message`` with its secrets masked, by schema type when the schema is loaded."""
+        from qmpsh.redact import redact_message
+
+        return redact_message(message, self._schema)
 
     def _on_event(self, event: dict[str, Any]) -> None:
         """Runs on the client's reader thread: file the event, nothing slower."""
@@ -83,9 +107,15 @@ class Session:
     def schema(self) -> Schema | None:
         """The server's schema, loaded on first use (from the disk cache when possible)."""
         if self._schema is None and not self._schema_failed:
+            from qmpsh.schema import load_schema
+
             try:
                 self._schema = load_schema(self._fetch_schema, self._version_key(), None)
             except QmpshError:
+                # Lost connection: no schema for now (the shell's lexer and completer
+                # must keep working); `reconnect` makes the next use fetch it again.
+                if self.client.failure is not None:
+                    return None
                 raise
             except Exception:  # a schema we cannot read must not stop the shell
                 self._schema_failed = True
@@ -132,14 +162,43 @@ class Session:
             return self._run_shell(request)
         if isinstance(request, HmpLine):
             return self._run_hmp(request)
-        message = self.message_for(request)
-        reply = self.send(message)
+        if isinstance(request, Command) and self._needs_no_schema(request):
+            message, reply = self._send_unchecked(request)
+        else:
+            message = self.message_for(request)
+            reply = self.send(message)
         name = str(message.get("execute") or message.get("exec-oob") or "")
         self.renderer.reply(name, reply)
         return 1 if "error" in reply else EXIT_OK
 
+    def _needs_no_schema(self, command: Command) -> bool:
+        """True for a command without arguments while the schema is not loaded yet.
+
+        There is nothing to type, and validation can only object to the name or to a
+        missing required argument, which QEMU refuses too, before running anything.
+        Loading the schema costs a ``-c`` call or a script ~10 ms, so such a command is
+        sent as it is; only an error reply loads the schema, to give the very message
+        (column, "did you mean") that validating first would have given.  Under
+        ``--verbose`` the schema is loaded first, so an invalid command is not echoed.
+        """
+        return (
+            not command.arguments
+            and self._schema is None
+            and not self._schema_failed
+            and not self.settings.verbose
+        )
+
+    def _send_unchecked(self, command: Command) -> tuple[dict[str, Any], dict[str, Any]]:
+        message: dict[str, Any] = {"execute": command.name}
+        reply = self.send(message)
+        if "error" in reply and self.settings.validate:
+            self.message_for(command)  # raises the InputError validating first would have
+        return message, reply
+
     def message_for(self, request: Command | Transaction | RawJson) -> dict[str, Any]:
         """The QMP message for a request, typed and validated against the schema."""
+        from qmpsh import validate
+
         if isinstance(request, RawJson):
             return dict(request.message)
         schema = self.schema  # types values even under --no-validate
@@ -155,11 +214,13 @@ class Session:
     def send(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one message and wait for its whole reply (``return`` or ``error``)."""
         if self._echo is not None and self.settings.verbose:
-            self._echo(message)
+            self._echo(self.redact(message))
         self.wait_mark = self.events.last_seq
         return self.client.execute_message(message, timeout=self.settings.timeout)
 
     def _run_hmp(self, request: HmpLine) -> int:
+        from qmpsh import hmp
+
         words = request.text.split()
         schema = self.schema
         commands = frozenset(schema.command_names()) if schema is not None else frozenset()
@@ -170,6 +231,8 @@ class Session:
             text = None
             if "return" in reply and self.settings.fmt == "pretty":
                 text = hmp.format_info(words[1], reply["return"])
+            if text is not None and words[1] == "spice":
+                text = self._with_spice_sessions(text)
             if text is None:
                 self.renderer.reply(query, reply)
             else:
@@ -186,6 +249,14 @@ class Session:
         else:
             self.renderer.reply(name, {"return": output})
         return EXIT_OK
+
+    def _with_spice_sessions(self, text: str) -> str:
+        """``info spice`` plus what only events know: sessions seen, and which are gone."""
+        sessions = spice_sessions(logged.event for logged in self.events.recent())
+        if not sessions:
+            return text
+        lines = [text.rstrip("\n"), "SPICE sessions seen in events:"]
+        return "\n".join(lines + ["  " + line for line in format_spice_sessions(sessions)])
 
     def _run_shell(self, request: ShellCommand) -> int:
         spec = REGISTRY.get(request.name)

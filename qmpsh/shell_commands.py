@@ -6,19 +6,43 @@ make sense at a terminal say so and are refused elsewhere with a clear message.
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 
 from qmpsh.commands import REGISTRY
 from qmpsh.errors import EXIT_OK, EventTimeout, InputError
-from qmpsh.events import EventFilter, LoggedEvent, format_spice_sessions, spice_sessions, summarize
+from qmpsh.events import EventFilter, LoggedEvent, format_spice_sessions, spice_sessions
 from qmpsh.session import ExitShell, Session
 
 FORMATS = ("pretty", "json", "raw")
+WAIT_SLICE = 0.25  # how soon `wait` notices a lost connection
 
 
 @REGISTRY.command("exit", "exit", "leave qmpsh (QEMU keeps running; `quit` would stop it)")
 def exit_shell(session: Session, argv: tuple[str, ...]) -> int:
     raise ExitShell
+
+
+@REGISTRY.command(
+    "reconnect",
+    "reconnect [ATTEMPTS]",
+    "connect again after the connection was lost (back-off 0.1 s to 5 s; Ctrl-C stops)",
+)
+def reconnect_command(session: Session, argv: tuple[str, ...]) -> int:
+    from qmpsh.reconnect import DEFAULT_ATTEMPTS, reconnect
+
+    if len(argv) > 1 or (argv and not (argv[0].isdigit() and int(argv[0]) > 0)):
+        raise InputError("usage: reconnect [ATTEMPTS] (a positive number)")
+    if session.client.connected:
+        session.renderer.text(f"already connected to {session.client.address}")
+        return EXIT_OK
+    session.cancel.clear()
+    attempts = int(argv[0]) if argv else DEFAULT_ATTEMPTS
+    client = reconnect(session, attempts=attempts, stop=session.cancel)
+    major, minor, micro = client.version
+    session.renderer.text(f"reconnected to {client.address} (QEMU {major}.{minor}.{micro})")
+    return EXIT_OK
 
 
 @REGISTRY.command("help", "help [COMMAND|EVENT]", "list commands, or describe one", arguments=())
@@ -32,11 +56,22 @@ def show_help(session: Session, argv: tuple[str, ...]) -> int:
         session.renderer.text(f"{spec.usage}\n  {spec.summary}")
         return EXIT_OK
     schema = session.schema
-    lines = schema.help_lines(name) if schema is not None else []
+    lines = schema.help_lines(name, _given(argv[1:])) if schema is not None else []
     if not lines:
         raise InputError(f"no command or event named '{name}'")
     session.renderer.text("\n".join(lines))
     return EXIT_OK
+
+
+def _given(words: tuple[str, ...]) -> dict[str, str]:
+    """``help blockdev-add driver=qcow2``: the tag values that pick a union's variant."""
+    given = {}
+    for word in words:
+        key, eq, value = word.partition("=")
+        if not eq or not key:
+            raise InputError(f"expected field=value after the name, not '{word}'")
+        given[key] = value
+    return given
 
 
 def _overview(session: Session) -> str:
@@ -108,12 +143,29 @@ def wait_event(session: Session, argv: tuple[str, ...]) -> int:
         else:
             terms.append(word)
     flt = EventFilter.parse(" ".join(terms))
-    found = session.events.wait_for(flt, timeout, after_seq=session.wait_mark)
+    found = _wait_while_connected(session, flt, timeout)
     if found is None:
         raise EventTimeout(f"no {flt} event within {timeout:g} s")
     session.wait_mark = found.seq
     session.renderer.reply("wait", {"return": found.event})
     return EXIT_OK
+
+
+def _wait_while_connected(session: Session, flt: EventFilter, timeout: float) -> LoggedEvent | None:
+    """Wait in short slices: once the connection is lost no event can come, so say so now.
+
+    Each slice looks again at everything after the same mark, so nothing is missed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        step = min(left, WAIT_SLICE) if left > 0 else 0
+        found = session.events.wait_for(flt, step, after_seq=session.wait_mark)
+        failure = session.client.failure
+        if found is not None or left <= 0:
+            return found
+        if failure is not None:
+            raise copy.copy(failure).with_traceback(None)
 
 
 def _seconds(text: str) -> float:
@@ -136,7 +188,7 @@ def events_command(session: Session, argv: tuple[str, ...]) -> int:
     verb = argv[0] if argv else "list"
     if verb == "list":
         for logged in session.events.recent(50, session.event_filter):
-            session.renderer.text(summarize(logged.event, caused_by=logged.caused_by))
+            session.renderer.text(logged.numbered())
     elif verb == "show":
         session.renderer.text(json.dumps(_pick(session, argv).event, indent=2))
     elif verb == "filter":
@@ -155,11 +207,13 @@ def events_command(session: Session, argv: tuple[str, ...]) -> int:
 
 
 def _pick(session: Session, argv: tuple[str, ...]) -> LoggedEvent:
-    if len(argv) != 2 or not argv[1].isdigit():
-        raise InputError("usage: events show N")
-    logged = session.events.get(int(argv[1]))
+    """``events show N`` or ``#N``: the number the pane and ``events`` print."""
+    number = argv[1].removeprefix("#") if len(argv) == 2 else ""
+    if not number.isdigit():
+        raise InputError("usage: events show N (the #N shown beside each event)")
+    logged = session.events.get(int(number))
     if logged is None:
-        raise InputError(f"no event number {argv[1]} (it may have left the window)")
+        raise InputError(f"no event number {number} (it may have left the window)")
     return logged
 
 

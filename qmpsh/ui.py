@@ -14,10 +14,13 @@ thread, which is also where the pager runs (the terminal must be free for it).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import os
+import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -46,12 +49,13 @@ from qmpsh.events import EventFilter, LoggedEvent
 from qmpsh.history import PrivateHistory
 from qmpsh.key_bindings import shell_bindings
 from qmpsh.render import Renderer
-from qmpsh.request import Command, RawJson, Request, Transaction
+from qmpsh.request import Command, RawJson, Request, ShellCommand, Transaction
 from qmpsh.session import ExitShell, Session
 from qmpsh.style import make_style
 
 WIDE_ENOUGH = 100  # columns below which events print above the prompt instead of a pane
-REDRAW_INTERVAL = 0.05  # coalesces bursts of thousands of events/s into 20 redraws/s
+REDRAW_INTERVAL = 0.05  # event-driven redraws: bursts of thousands/s become 20 redraws/s
+AUTO_RECONNECT_ATTEMPTS = 10**9  # --reconnect tries until Ctrl-C
 CONFIRM = {
     "quit": "quit stops QEMU (the VM is gone)",
     "system_reset": "system_reset resets the guest",
@@ -97,6 +101,10 @@ class ShellUI:
             and os.environ.get("TERM") != "dumb"
         )
         self.confirm_enabled = self.config.confirm and not session.settings.assume_yes
+        # --reconnect (or the config's `reconnect = true`): retry on our own after a loss
+        self.auto_reconnect = bool(getattr(args, "reconnect", False) or self.config.reconnect)
+        self._reconnect_due = False
+        self._client = session.client  # to notice that `reconnect` swapped in a new one
         self.job: Job | None = None
         self.confirming: Request | None = None
         self.confirm_text = ""
@@ -106,6 +114,9 @@ class ShellUI:
         self.prompt_text = _prompt_text(session)
         self._queued: list[str] = []
         self._queue_lock = threading.Lock()
+        self._redraw_lock = threading.Lock()
+        self._redraw_pending = False  # an event redraw is scheduled (see _redraw_for_events)
+        self._last_event_redraw = 0.0
         self.completer = _completer(session)
         self.buffer = self._make_buffer(history)
         self.app = self._make_app(args, input, output)
@@ -137,7 +148,6 @@ class ShellUI:
             style=make_style(),
             full_screen=False,
             editing_mode=EditingMode.EMACS,
-            min_redraw_interval=REDRAW_INTERVAL,
             color_depth=ColorDepth[depth] if depth else None,
             input=input,
             output=output,
@@ -213,6 +223,7 @@ class ShellUI:
         if job is None:
             return
         job.abandoned = True
+        self.session.cancel.set()  # a waiting shell command (reconnect) stops too
         if job.pending is not None:
             job.pending.abandon()
         self.print_above(f"^C: stopped waiting for {job.name}; a late reply will be dropped\n")
@@ -266,6 +277,7 @@ class ShellUI:
         if job.abandoned or self.job is not job:
             return
         self.job = None
+        self._after_reconnect()
         text = job.out.getvalue() + job.err.getvalue()
         if job.leave:
             self.app.exit(result=self.status)
@@ -300,12 +312,45 @@ class ShellUI:
         if flt is not None and not flt.matches(logged.event):
             return
         if self.pane_shown():
-            self.app.invalidate()
+            self._redraw_for_events()
         elif self.session.show_events and not self.pane_fits():
             self._queue_line(logged)
         else:
             self.unseen += 1
-            self.app.invalidate()
+            self._redraw_for_events()
+
+    def _redraw_for_events(self) -> None:
+        """Ask for at most one redraw per REDRAW_INTERVAL on behalf of events.
+
+        A flood brings thousands of events a second, and a redraw for each would starve
+        the keyboard.  Only these redraws are spaced out: the Application's own
+        ``min_redraw_interval`` would also hold back the echo of every keystroke.
+        """
+        loop = self.app.loop
+        if loop is None or loop.is_closed():
+            return
+        with self._redraw_lock:
+            if self._redraw_pending:
+                return
+            self._redraw_pending = True
+        try:
+            loop.call_soon_threadsafe(self._schedule_event_redraw, loop)
+        except RuntimeError:  # the loop closed in between
+            self._redraw_pending = False
+
+    def _schedule_event_redraw(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the UI loop: redraw now, or REDRAW_INTERVAL after the last event redraw."""
+        delay = self._last_event_redraw + REDRAW_INTERVAL - time.monotonic()
+        if delay <= 0:
+            self._event_redraw()
+        else:
+            loop.call_later(delay, self._event_redraw)
+
+    def _event_redraw(self) -> None:
+        with self._redraw_lock:
+            self._redraw_pending = False  # events from now on need a redraw of their own
+        self._last_event_redraw = time.monotonic()
+        self.app.invalidate()
 
     def _queue_line(self, logged: LoggedEvent) -> None:
         """Batch lines so a burst of events becomes one print, not thousands."""
@@ -339,14 +384,40 @@ class ShellUI:
         if self.session.show_events:
             self.unseen = 0
 
-    def _on_disconnect(self, failure: QmpshError) -> None:
-        def leave() -> None:
-            self.status = EXIT_CONNECTION
-            self.print_above(f"qmpsh: {failure}\n")
-            if self.app.is_running and not self.app.is_done:
-                self.app.exit(result=EXIT_CONNECTION)
+    def leave(self, status: int) -> None:
+        """End the shell with ``status`` (a signal); the accepted lines are already on disk."""
+        if self.app.is_running and not self.app.is_done:
+            self.app.exit(result=status)
 
-        self._call_soon(leave)
+    def _on_disconnect(self, failure: QmpshError) -> None:
+        """The shell stays up: the toolbar says so, and `reconnect` (or --reconnect) heals it."""
+
+        def tell() -> None:
+            self.status = EXIT_CONNECTION
+            hint = "reconnecting…" if self.auto_reconnect else "type `reconnect` to try again"
+            self.print_above(f"qmpsh: {failure}; {hint}\n")
+            self._reconnect_due = self.auto_reconnect
+            self._start_due_reconnect()
+
+        self._call_soon(tell)
+
+    def _start_due_reconnect(self) -> None:
+        """Auto-reconnect once per loss, when no command is running (UI thread)."""
+        if self._reconnect_due and self.job is None and self.app.is_running:
+            self._reconnect_due = False
+            self.start(ShellCommand("reconnect", (str(AUTO_RECONNECT_ATTEMPTS),)))
+
+    def _after_reconnect(self) -> None:
+        """A new client: fresh schema, completer and status; else maybe auto-reconnect."""
+        if self.session.client is self._client:
+            self._start_due_reconnect()
+            return
+        self._client = self.session.client
+        self.status = EXIT_OK
+        self.schema = None
+        self.completer = _completer(self.session)  # live values come from the new client
+        self.buffer.completer = self.completer
+        self.warm_schema()
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -422,7 +493,7 @@ def _input_error(exc: InputError, text: str, indent: int) -> str:
 
 
 def _paint(logged: LoggedEvent, color: bool) -> str:
-    line = logged.summary()
+    line = logged.numbered()
     code = _ANSI.get(severity(logged.event)) if color else None
     return f"{code}{line}\x1b[0m\n" if code else line + "\n"
 
@@ -439,9 +510,14 @@ def _load_config() -> configmod.Config:
     return configmod.load_config(warn=lambda message: print(message, file=sys.stderr))
 
 
-def run_interactive(session: Session, args: argparse.Namespace) -> int:
-    """Run the shell until Ctrl-D, ``exit`` or a lost connection; return the exit code."""
-    config = _load_config()
+def run_interactive(
+    session: Session, args: argparse.Namespace, config: configmod.Config | None = None
+) -> int:
+    """Run the shell until Ctrl-D, ``exit`` or a lost connection; return the exit code.
+
+    ``config`` is the one the command line already read (so it is read once).
+    """
+    config = config if config is not None else _load_config()
     _apply_config(session, args, config)
     if os.environ.get("TERM") == "dumb":
         return run_plain(session, args, config)
@@ -450,8 +526,31 @@ def run_interactive(session: Session, args: argparse.Namespace) -> int:
     if not getattr(args, "quiet", False):
         sys.stdout.write(banner(session))
     ui.warm_schema()
-    result = ui.app.run()
+    result = run_app(ui)
     return result if result is not None else ui.status
+
+
+def run_app(ui: ShellUI) -> int | None:
+    """Run the Application; SIGTERM and SIGHUP leave it the way Ctrl-D does.
+
+    The command line's handlers raise SystemExit wherever the main thread is; inside
+    the event loop that lands in some prompt_toolkit task, which asyncio then reports
+    with a traceback.  The loop's own handlers end the Application in order instead.
+    """
+    signals = (signal.SIGTERM, signal.SIGHUP)
+    saved = {sig: signal.getsignal(sig) for sig in signals}
+
+    def install() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in signals:
+            loop.add_signal_handler(sig, ui.leave, 128 + sig)
+
+    try:
+        return ui.app.run(pre_run=install)
+    finally:  # closing the loop reset them to the default: put the command line's back
+        for sig, handler in saved.items():
+            if handler is not None:  # None: not set from Python, nothing to restore
+                signal.signal(sig, handler)
 
 
 def _apply_config(session: Session, args: argparse.Namespace, config: configmod.Config) -> None:
@@ -476,7 +575,7 @@ def run_plain(session: Session, args: argparse.Namespace, config: configmod.Conf
     No cursor movement is possible there, so there is no pane and no menu: events are
     printed as they come, and confirmations are asked with ``input()``.
     """
-    session.events.add_listener(lambda logged: print(logged.summary(), flush=True))
+    session.events.add_listener(lambda logged: print(logged.numbered(), flush=True))
     if not getattr(args, "quiet", False):
         sys.stdout.write(banner(session))
     prompt = _prompt_text(session)
@@ -486,7 +585,7 @@ def run_plain(session: Session, args: argparse.Namespace, config: configmod.Conf
             line = input(prompt)
             request = session.parse(line)
         except EOFError:
-            return EXIT_OK
+            return EXIT_OK if session.client.connected else EXIT_CONNECTION
         except KeyboardInterrupt:
             print()
             continue
@@ -503,8 +602,8 @@ def run_plain(session: Session, args: argparse.Namespace, config: configmod.Conf
             print("^C")
         except QmpshError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            if session.client.failure is not None:
-                return EXIT_CONNECTION
+            if session.client.failure is not None:  # stay up, as the full UI does
+                print("qmpsh: type `reconnect` to try again", file=sys.stderr)
 
 
 def _confirmed_plain(request: Request) -> bool:

@@ -59,7 +59,16 @@ def test_a_full_config_is_read(tmp_path: Path) -> None:
     warnings: list[str] = []
     config = load_config(path, warn=warnings.append)
     assert warnings == []
-    assert config == Config("json", "never", False, False, 50, False, 100, "SPICE_*")
+    assert config == Config(
+        format="json",
+        color="never",
+        pager=False,
+        confirm=False,
+        history_size=50,
+        events_pane=False,
+        events_capacity=100,
+        events_filter="SPICE_*",
+    )
 
 
 def test_config_env_var_is_used(tmp_path: Path) -> None:
@@ -115,3 +124,12 @@ def test_one_bad_value_does_not_cost_the_good_ones() -> None:
 )
 def test_color_depth(choice: str, env: dict[str, str], depth: str | None) -> None:
     assert color_depth_name(choice, env) == depth
+
+
+def test_reconnect_key_is_read_and_type_checked() -> None:
+    warnings: list[str] = []
+    assert config_from_dict({"reconnect": True}, warn=warnings.append).reconnect is True
+    assert config_from_dict({}, warn=warnings.append).reconnect is False
+    assert warnings == []
+    assert config_from_dict({"reconnect": "yes"}, warn=warnings.append).reconnect is False
+    assert len(warnings) == 1 and "reconnect" in warnings[0]

@@ -1,0 +1,354 @@
+"""Faults through the real ``python -m qmpsh``: every one ends in one line and exit 3, or is
+tolerated.
+
+Two kinds of peer: a real QEMU killed at awkward moments (idle, mid-command, mid-reply),
+and the FAKE server (``fake_qmp_server.py``) for what QEMU never does: garbage, invalid
+UTF-8, a runaway line, a greeting that never comes, replies nobody asked for, a storm of
+events before the greeting.  qmpsh runs as a child process, so its exit code, its stderr
+and its peak memory (``wait4``'s rusage of exactly that child) are what a user would see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from fake_qmp_server import GREETING, FakeConnection, FakeQmpServer
+from qemu import Qemu, RawMonitor
+
+QMPSH = [sys.executable, "-m", "qmpsh"]
+DEADLINE = 45.0  # a hung qmpsh is killed after this and the test fails (not a timing assertion)
+RSS_LIMIT_MIB = 256
+# Raw JSON skips the schema fetch, so the FAKE server's first request is this command.
+STATUS = '{"execute": "query-status"}'
+STORM = 50_000
+BIG_REPLY = 2 << 20
+READ_RING = {"device": "rb", "size": BIG_REPLY}
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+    peak_rss_mib: float
+
+
+def child_env(tmp_path: Path) -> dict[str, str]:
+    """A private HOME and XDG dirs: no schema cache or history of the user's is touched."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QMPSH_SOCKET", "QMP_SOCKET")}
+    for var, sub in (("XDG_CACHE_HOME", "cache"), ("XDG_STATE_HOME", "state")):
+        env[var] = str(tmp_path / sub)
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    env["HOME"] = str(tmp_path)
+    return env
+
+
+# Measuring through a small parent: ``ru_maxrss`` of a child started by vfork+exec counts
+# its parent's peak too (Linux records the old mm's high-water mark at exec), and pytest's
+# own peak would swamp qmpsh's.  The wrapper is small, so what it reports is qmpsh's.
+MEASURE = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "with open(sys.argv[1], 'w') as f:\n"
+    "    f.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code if code >= 0 else 128 - code)\n"
+)
+
+
+def start(
+    tmp_path: Path, *args: str, stdin: int | IO[Any] = subprocess.DEVNULL, measure: bool = True
+) -> subprocess.Popen[str]:
+    """qmpsh as a child; with ``measure`` (no signals to it then) its peak RSS is recorded."""
+    wrapper = [sys.executable, "-c", MEASURE, str(tmp_path / "maxrss")] if measure else []
+    with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
+        return subprocess.Popen(
+            [*wrapper, *QMPSH, *args],
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            env=child_env(tmp_path),
+            text=True,
+        )
+
+
+def finish(proc: subprocess.Popen[str], tmp_path: Path) -> Outcome:
+    """End the script (EOF on a piped stdin), then wait, bounded: a hang fails the test."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        code = proc.wait(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("qmpsh hung")
+    rss = tmp_path / "maxrss"
+    return Outcome(
+        code,
+        (tmp_path / "stdout").read_text(),
+        (tmp_path / "stderr").read_text(),
+        int(rss.read_text()) / 1024 if rss.exists() else 0.0,  # KiB on Linux
+    )
+
+
+def run(tmp_path: Path, *args: str) -> Outcome:
+    return finish(start(tmp_path, *args), tmp_path)
+
+
+def one_line_error(outcome: Outcome, *fragments: str) -> str:
+    """The run failed with exit 3 and exactly one ``qmpsh: error:`` line naming the cause."""
+    assert outcome.code == 3, outcome
+    assert "Traceback" not in outcome.stderr
+    lines = outcome.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("qmpsh: error: "), lines
+    for fragment in fragments:
+        assert fragment in lines[0]
+    rss = f" (peak RSS {outcome.peak_rss_mib:.0f} MiB)" if outcome.peak_rss_mib else ""
+    print(f"exit {outcome.code}: {lines[0]}{rss}")
+    return lines[0]
+
+
+# -- the FAKE server ------------------------------------------------------------------
+
+
+def fake_run(tmp_path: Path, script: Callable[[FakeConnection], None], *args: str) -> Outcome:
+    path = str(tmp_path / "fake.sock")
+    with FakeQmpServer(path, script) as server:
+        outcome = run(tmp_path, path, *args)
+    assert server.error is None, server.error
+    return outcome
+
+
+def answer_with(data: bytes, *, then_close: bool = False) -> Callable[[FakeConnection], None]:
+    """Handshake, then answer the first command with ``data``."""
+
+    def script(conn: FakeConnection) -> None:
+        conn.handshake()
+        conn.read()
+        conn.send_raw(data)
+        if then_close:
+            conn.close()
+            return
+        conn.read()  # keep the line open: qmpsh must give up on its own
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"\x00\xff\x13garbage{{\n", "sent invalid QMP"),
+        (b'{"return": {"status": "caf\xe9"}}\n', "sent invalid QMP"),
+        (b"[1, 2]\n", "not a JSON object"),
+    ],
+    ids=["garbage", "invalid-utf8", "not-an-object"],
+)
+def test_garbage_ends_with_one_line(tmp_path: Path, data: bytes, fragment: str) -> None:
+    outcome = fake_run(tmp_path, answer_with(data), "-c", STATUS)
+    one_line_error(outcome, fragment, "disconnected")
+
+
+def test_reply_cut_in_half_then_eof(tmp_path: Path) -> None:
+    script = answer_with(b'{"return": {"status": "runn', then_close=True)
+    outcome = fake_run(tmp_path, script, "-c", STATUS)
+    one_line_error(outcome, "connection to", "lost (EOF in the middle of a message)")
+
+
+def test_runaway_line_is_refused_with_bounded_memory(tmp_path: Path) -> None:
+    """A line that never ends is cut off at the client's limit (64 MiB), not buffered for ever."""
+    chunk = b"x" * (1 << 20)
+
+    def script(conn: FakeConnection) -> None:
+        conn.handshake()
+        conn.read()
+        conn.send_raw(b'{"return": "')
+        for _ in range(80):  # 80 MiB, no newline
+            conn.send_raw(chunk)
+
+    outcome = fake_run(tmp_path, script, "-c", STATUS)
+    one_line_error(outcome, "sent a line over 67108864 bytes")
+    assert outcome.peak_rss_mib < RSS_LIMIT_MIB
+
+
+def test_a_64_mib_reply_is_taken_with_bounded_memory(tmp_path: Path) -> None:
+    """Just under the limit is still QMP: the reply is printed, memory stays bounded."""
+    size = 64 * (1 << 20) - 100
+
+    def script(conn: FakeConnection) -> None:
+        conn.handshake()
+        request = conn.read()
+        head = b'{"return": "'
+        tail = b'", "id": ' + json.dumps(request["id"]).encode() + b"}\n"
+        conn.send_raw(head + b"x" * (size - len(head) - len(tail)) + tail)
+        conn.read()
+
+    outcome = fake_run(tmp_path, script, "-c", STATUS)
+    assert outcome.code == 0, outcome.stderr
+    assert len(outcome.stdout) > 60 * (1 << 20)
+    print(f"64 MiB reply: peak RSS {outcome.peak_rss_mib:.0f} MiB")
+    # Parsing and printing hold a few copies at once (bytes, text, value, JSON out):
+    # bounded by a small multiple of the message, never more.
+    assert outcome.peak_rss_mib < 5 * 64
+
+
+def test_greeting_that_never_comes(tmp_path: Path) -> None:
+    def script(conn: FakeConnection) -> None:
+        conn.read()  # silent until qmpsh hangs up
+
+    outcome = fake_run(tmp_path, script, "--timeout", "1", "-c", STATUS)
+    one_line_error(outcome, "no QMP greeting", "within 1 s")
+
+
+def test_replies_with_unknown_ids_are_tolerated(tmp_path: Path) -> None:
+    def script(conn: FakeConnection) -> None:
+        conn.handshake()
+        request = conn.read()
+        conn.send({"return": {"status": "paused"}, "id": "nobody-asked"})
+        conn.send({"return": {}, "id": 12345})
+        conn.reply(request, {"status": "running", "running": True})
+        conn.read()
+
+    outcome = fake_run(tmp_path, script, "-c", STATUS)
+    assert (outcome.code, outcome.stderr) == (0, "")
+    assert json.loads(outcome.stdout)["status"] == "running"
+
+
+def test_event_storm_before_the_greeting(tmp_path: Path) -> None:
+    """Every one of 50,000 early events lands in --events=FILE, and the command still runs."""
+
+    def script(conn: FakeConnection) -> None:
+        lines = (
+            json.dumps({"event": "STORM", "data": {"n": n}, "timestamp": {"seconds": n}}) + "\n"
+            for n in range(STORM)
+        )
+        conn.send_raw("".join(lines).encode())
+        conn.send(GREETING)
+        conn.reply(conn.read(), {})
+        conn.reply(conn.read(), {"status": "running", "running": True})
+        conn.read()
+
+    events = tmp_path / "events.jsonl"
+    outcome = fake_run(tmp_path, script, f"--events={events}", "-c", STATUS)
+    assert (outcome.code, outcome.stderr) == (0, "")
+    seen = [json.loads(line)["data"]["n"] for line in events.read_text().splitlines()]
+    assert seen == list(range(STORM))
+    print(f"event storm: peak RSS {outcome.peak_rss_mib:.0f} MiB")
+
+
+# -- a real QEMU, killed --------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+def transcript_has(path: Path, direction: str, key: str, value: object = None) -> bool:
+    """True once the transcript holds a message going ``direction`` with ``key`` (= value)."""
+    if not path.exists():
+        return False
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        msg = entry["msg"]
+        if entry["dir"] == direction and key in msg and value in (None, msg[key]):
+            return True
+    return False
+
+
+def scripted(tmp_path: Path, qemu: Qemu) -> tuple[subprocess.Popen[str], Path]:
+    """qmpsh reading a script from a pipe we hold open; the transcript shows its progress."""
+    log = tmp_path / "transcript.jsonl"
+    args = (qemu.socket, "-l", str(log))
+    proc = start(tmp_path, *args, stdin=subprocess.PIPE, measure=False)
+    return proc, log
+
+
+def send_line(proc: subprocess.Popen[str], line: str) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+
+
+def test_qemu_killed_while_idle(tmp_path: Path) -> None:
+    with Qemu() as qemu:
+        proc, _ = scripted(tmp_path, qemu)
+        send_line(proc, STATUS)
+        wait_for(lambda: (tmp_path / "stdout").read_text().strip(), "the first reply")
+        qemu.kill()
+        qemu.proc.wait()
+        send_line(proc, "query-name")
+        outcome = finish(proc, tmp_path)
+    # EOF, or "Broken pipe" when the next command is sent before the reader saw the EOF
+    one_line_error(outcome, f"connection to {qemu.socket} lost (")
+
+
+def test_qemu_killed_mid_command(tmp_path: Path) -> None:
+    with Qemu() as qemu:
+        proc, log = scripted(tmp_path, qemu)
+        wait_for(lambda: transcript_has(log, "in", "return"), "negotiation")
+        qemu.kill(signal.SIGSTOP)  # frozen: the command goes out and no reply can come
+        send_line(proc, STATUS)
+        wait_for(
+            lambda: transcript_has(log, "out", "execute", "query-status"), "the command on the wire"
+        )
+        qemu.kill(signal.SIGKILL)
+        qemu.proc.wait()
+        outcome = finish(proc, tmp_path)
+    one_line_error(outcome, f"connection to {qemu.socket} lost (")
+
+
+def test_qemu_killed_mid_reply(tmp_path: Path) -> None:
+    """QEMU dies with part of a 2 MiB reply written (a unix socket buffers ~200 KiB).
+
+    qmpsh is frozen while QEMU writes, so nothing is drained and QEMU blocks part-way;
+    the reply is a ring buffer's contents, filled beforehand through a second monitor.
+    """
+    fill = tmp_path / "fill.sock"
+    ring = ("-chardev", "ringbuf,id=rb,size=4194304")
+    with Qemu([*ring, "-qmp", f"unix:{fill},server=on,wait=off"]) as qemu:
+        with RawMonitor(str(fill)) as monitor:
+            monitor.execute("ringbuf-write", device="rb", data="x" * BIG_REPLY)
+        proc, log = scripted(tmp_path, qemu)
+        wait_for(lambda: transcript_has(log, "in", "return"), "negotiation")
+        qemu.kill(signal.SIGSTOP)
+        send_line(proc, json.dumps({"execute": "ringbuf-read", "arguments": READ_RING}))
+        wait_for(lambda: transcript_has(log, "out", "execute", "ringbuf-read"), "the command")
+        time.sleep(0.2)  # let sendall() return after the transcript line (no assertion on time)
+        os.kill(proc.pid, signal.SIGSTOP)
+        qemu.kill(signal.SIGCONT)
+        time.sleep(0.5)  # QEMU fills the socket buffer and blocks
+        qemu.kill(signal.SIGKILL)
+        qemu.proc.wait()
+        os.kill(proc.pid, signal.SIGCONT)
+        outcome = finish(proc, tmp_path)
+    one_line_error(outcome, "lost (EOF in the middle of a message)")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("-c", "wait NEVER_HAPPENS timeout=60"), ("--wait-event", "NEVER_HAPPENS", "--timeout", "60")],
+    ids=["wait-command", "--wait-event"],
+)
+def test_qemu_killed_while_waiting_for_an_event(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """No event can come over a dead connection: exit 3 at once, not 4 after a minute."""
+    with Qemu() as qemu:
+        log = tmp_path / "transcript.jsonl"
+        proc = start(tmp_path, qemu.socket, "-l", str(log), *args, measure=False)
+        wait_for(lambda: transcript_has(log, "in", "return"), "negotiation")
+        qemu.kill()
+        qemu.proc.wait()
+        outcome = finish(proc, tmp_path)
+    one_line_error(outcome, f"connection to {qemu.socket} lost (")

@@ -1,0 +1,177 @@
+"""SIGTERM, SIGHUP and SIGPIPE end qmpsh cleanly: history kept, launched QEMU gone, no noise.
+
+The signals go to our own qmpsh child by PID.  The interactive cases run the real
+shell in a pseudo-terminal (pexpect) with HOME and XDG dirs in a temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+from qemu import Qemu
+
+QMPSH = [sys.executable, "-m", "qmpsh"]
+PROMPT = r"\(qemu \d+\.\d+\.\d+\) "
+TIMEOUT = 20
+
+
+@pytest.fixture(scope="module")
+def vm() -> Iterator[Qemu]:
+    with Qemu() as q:
+        yield q
+
+
+def private_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("QMPSH_SOCKET", "QMP_SOCKET")}
+    env.update(
+        HOME=str(tmp_path),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        TERM="xterm-256color",
+        PROMPT_TOOLKIT_NO_CPR="1",  # pexpect does not answer cursor position requests
+    )
+    env.pop("QMPSH_HISTFILE", None)
+    return env
+
+
+def wait_for(predicate: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def gone(pid: int) -> bool:
+    """Not running: no such process, or a zombie waiting for its (dead) parent's reaper."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(word) for word in text.split()]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_signal_ends_the_shell_and_history_is_kept(
+    vm: Qemu, tmp_path: Path, sig: signal.Signals
+) -> None:
+    child = pexpect.spawn(
+        QMPSH[0], [*QMPSH[1:], vm.socket], env=private_env(tmp_path), encoding="utf-8"
+    )
+    child.timeout = TIMEOUT
+    try:
+        child.expect(PROMPT)
+        child.send("query-status\r")
+        child.expect("running")
+        child.expect(PROMPT)
+        child.kill(sig)
+        child.expect(pexpect.EOF)
+        output = child.before or ""
+    finally:
+        child.close(force=True)
+    assert "Traceback" not in output
+    assert child.exitstatus == 128 + sig
+    history = tmp_path / "state" / "qmpsh" / "history"
+    assert "query-status" in history.read_text()
+
+
+def qemu_dir(qemu_pid: int) -> Path:
+    """The temp dir ``--launch`` made, read from QEMU's own ``-qmp unix:DIR/qmp.sock``."""
+    argv = Path(f"/proc/{qemu_pid}/cmdline").read_bytes().split(b"\0")
+    qmp = next(a.decode() for a in argv if a.startswith(b"unix:"))
+    return Path(qmp.removeprefix("unix:").split(",")[0]).parent
+
+
+@pytest.mark.parametrize(
+    ("sig", "settle"),
+    [
+        (signal.SIGTERM, True),
+        (signal.SIGHUP, True),
+        (signal.SIGTERM, False),
+        (signal.SIGINT, False),
+    ],
+    ids=["SIGTERM", "SIGHUP", "SIGTERM-while-starting", "SIGINT-while-starting"],
+)
+def test_signal_stops_the_launched_qemu_and_removes_its_dir(
+    tmp_path: Path, sig: signal.Signals, settle: bool
+) -> None:
+    """Also while QEMU is still starting, before qmpsh has a handle on it."""
+    proc = subprocess.Popen(
+        [*QMPSH, "--launch"],
+        stdin=subprocess.PIPE,  # a script that has not ended: qmpsh waits for lines
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=private_env(tmp_path),
+    )
+    try:
+        wait_for(lambda: children(proc.pid), "the launched QEMU")
+        [qemu_pid] = children(proc.pid)
+        temp_dir = qemu_dir(qemu_pid)
+        if settle:  # connected, waiting for script lines
+            wait_for(lambda: (temp_dir / "qmp.sock").exists(), "the QMP socket")
+            time.sleep(0.3)  # let qmpsh connect and reach its read loop (not a timing assertion)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig)
+    assert b"Traceback" not in err
+    wait_for(lambda: gone(qemu_pid), "QEMU to go")
+    assert not temp_dir.exists()
+
+
+def test_sighup_at_the_interactive_launch_stops_qemu(tmp_path: Path) -> None:
+    """Closing the terminal of ``qmpsh --launch`` takes its QEMU and temp dir with it."""
+    child = pexpect.spawn(
+        QMPSH[0], [*QMPSH[1:], "--launch"], env=private_env(tmp_path), encoding="utf-8"
+    )
+    child.timeout = TIMEOUT
+    try:
+        child.expect(PROMPT)
+        [qemu_pid] = children(child.pid)
+        temp_dir = qemu_dir(qemu_pid)
+        child.kill(signal.SIGHUP)
+        child.expect(pexpect.EOF)
+        output = child.before or ""
+    finally:
+        child.close(force=True)
+    assert "Traceback" not in output
+    assert child.exitstatus == 128 + signal.SIGHUP
+    wait_for(lambda: gone(qemu_pid), "QEMU to go")
+    assert not temp_dir.exists()
+
+
+def test_sigpipe_into_head_is_quiet(vm: Qemu, tmp_path: Path) -> None:
+    script = tmp_path / "many.qmp"
+    script.write_text("query-status\n" * 5000)  # far more than a pipe buffer of replies
+    qmpsh = subprocess.Popen(
+        [*QMPSH, vm.socket, "-f", str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=private_env(tmp_path),
+    )
+    head = subprocess.Popen(["head", "-1"], stdin=qmpsh.stdout, stdout=subprocess.PIPE)
+    assert qmpsh.stdout is not None and qmpsh.stderr is not None
+    qmpsh.stdout.close()  # only head holds the read end now
+    first, _ = head.communicate(timeout=TIMEOUT)
+    err = qmpsh.stderr.read()
+    qmpsh.stderr.close()
+    assert qmpsh.wait(timeout=TIMEOUT) == 0
+    assert b'"running"' in first
+    assert err == b""
