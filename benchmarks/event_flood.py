@@ -326,7 +326,8 @@ def echo_latency(seconds: float) -> EchoResult:
         bios = Path(tmp) / "flood.bin"
         bios.write_bytes(flood_bios())
         with Qemu(flood_args(bios), monitors=2) as qemu:
-            counter = RawMonitor(qemu.sockets[1])
+            # A generous timeout: under the flood on 2 shared cores, `stop` can take a while.
+            counter = RawMonitor(qemu.sockets[1], timeout=30.0)
             argv = qmpsh_argv(qemu.socket)
             env = dict(os.environ, TERM="xterm-256color")
             child = pexpect.spawn(

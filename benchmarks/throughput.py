@@ -153,7 +153,7 @@ def measure_startup(sock: str, peer: Path, mine: Path, repeats: int) -> dict[str
     runs: dict[str, tuple[list[str], bytes]] = {
         "peer venv python -c pass (floor)": ([py, "-c", "pass"], b""),
         "project env python -c pass": ([sys.executable, "-c", "pass"], b""),
-        "qmpsh imports only, no connect": ([py, "-c", QMPSH_IMPORTS], b""),
+        "qmpsh imports only, no connect": ([py, "-P", "-c", QMPSH_IMPORTS], b""),
         "raw socket, 1 cmd": (raw_client_argv(sock, 1, py), b""),
         "qmp-shell, 1 cmd piped": ([str(peer), sock], LINE),
         "qmpsh -c query-status": (qmpsh_argv(sock, "-c", "query-status", exe=mine), b""),
@@ -248,7 +248,8 @@ def import_report(argv: Sequence[str]) -> ImportReport:
 
 def print_imports(sock: str, peer: Path) -> None:
     py = str(peer_python())
-    mine = import_report([py, "-X", "importtime", "-m", "qmpsh", sock, "-c", "query-status"])
+    # -P: not the working tree's qmpsh (cwd), which would be compiled from source each time
+    mine = import_report([py, "-P", "-X", "importtime", "-m", "qmpsh", sock, "-c", "query-status"])
     theirs = import_report([py, "-X", "importtime", "-c", "import qemu.qmp.qmp_shell"])
     for name, rep in (("qmpsh -c query-status", mine), ("qmp-shell (import only)", theirs)):
         heavy = ", ".join(rep.heavy) or "none"

@@ -21,8 +21,7 @@ import socket
 import time
 from collections.abc import Sequence
 from contextlib import closing
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from qmpsh.errors import InputError, LaunchError
 
@@ -39,8 +38,10 @@ STOP_GRACE = 5.0
 STDERR_TAIL_LINES = 5
 
 
-@dataclass(frozen=True)
-class UnixAddress:
+# NamedTuples rather than frozen dataclasses: each of those costs ~0.4 ms at every start.
+
+
+class UnixAddress(NamedTuple):
     """A QMP unix socket; the path is kept as typed so messages show what the user wrote."""
 
     path: str
@@ -49,8 +50,7 @@ class UnixAddress:
         return self.path
 
 
-@dataclass(frozen=True)
-class TcpAddress:
+class TcpAddress(NamedTuple):
     """A QMP TCP endpoint; ``host`` holds IPv6 literals without brackets."""
 
     host: str

@@ -257,6 +257,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_OK
+    finally:
+        if argv is None:  # the process is ours (console script, python -m): it ends now
+            _skip_exit_collection()
+
+
+def _skip_exit_collection() -> None:
+    """Spare the process the full garbage collection Python runs at exit.
+
+    It walks every object the imports made (~5 ms, a tenth of a ``-c`` call) only to
+    free memory the OS takes back anyway; our files are all closed by this point.
+    """
+    import gc
+
+    gc.freeze()
 
 
 def _print_and_exit(args: argparse.Namespace) -> int:

@@ -17,8 +17,14 @@ Usage::
     pending.result(timeout=1.0)       # CommandTimeout; pending.abandon() drops it
     client.close()
 
-Threads: event and transcript listeners run on the reader thread (transcript "out"
-entries on the sending thread), so they must be quick and must not call ``execute``.
+Threads: event and transcript listeners run on whichever thread is reading (transcript
+"out" entries on the sending thread), so they must be quick and must not call ``execute``.
+The reader thread reads whenever nobody else does; but a caller waiting in ``execute``
+reads the socket itself when no one else is reading (leader/follower): its reply then
+needs no hand-over between threads, which in a lock-step script costs about as much as
+the command itself.  The reader thread stays out of the way while such a caller reads,
+and takes over again within ``LEAD_GRACE`` of the last one, so the socket never goes
+undrained for longer than that and no event is lost.
 Failures: after EOF, a socket error or garbage from the peer, every pending and
 later call raises the recorded failure (``DisconnectedError`` or ``ProtocolError``),
 and disconnect listeners are told once.  Replies are returned as received, except
@@ -29,6 +35,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import select
 import socket
 import threading
 import time
@@ -36,6 +44,7 @@ from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from itertools import count
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from qmpsh.address import Address, UnixAddress
@@ -54,6 +63,9 @@ MAX_STRAY_LINES = 100  # non-greeting lines tolerated before the greeting
 RECV_SIZE = 1 << 20
 RETRY_INTERVAL = 0.05
 MAX_NOTES = 200
+# After a caller read for itself, the reader thread waits this long before it reads again:
+# in a script the next command's caller comes sooner, and the reader is not woken per reply.
+LEAD_GRACE = 0.005
 
 EventListener = Callable[[dict[str, Any]], None]
 TranscriptListener = Callable[[str, dict[str, Any]], None]
@@ -78,9 +90,13 @@ class PendingReply:
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         """The whole reply; ``timeout=None`` waits for ever (Ctrl-C still interrupts)."""
-        if timeout == float("inf"):
-            timeout = None
-        if not self._done.wait(timeout):
+        return self._result(timeout, timeout)
+
+    def _result(self, wait: float | None, timeout: float | None) -> dict[str, Any]:
+        """Wait ``wait`` s more; a timeout names ``timeout``, the caller's whole allowance."""
+        if wait == float("inf"):
+            wait = None
+        if not self._done.wait(wait):
             raise CommandTimeout(f"no reply to {self.name} within {timeout:g} s")
         if self._failure is not None:
             raise _fresh(self._failure)
@@ -125,6 +141,18 @@ class QmpClient:
         self._disconnect_listeners: list[DisconnectListener] = []
         self._stray: list[bytes] = []
         self._up = False  # connect() succeeded: only then are disconnect listeners told
+        # Whoever holds _read_lock reads the socket: the reader thread, or one caller of
+        # execute (see _read_for); _lines and _backlog are touched only under it.
+        self._read_lock = threading.Lock()
+        self._lines = _LineBuffer()
+        # recv() would allocate (mmap) and free RECV_SIZE bytes per call: 3 syscalls a reply.
+        self._recv_buffer = bytearray(RECV_SIZE)
+        self._recv_view = memoryview(self._recv_buffer)
+        self._backlog: deque[bytes | bytearray] = deque()  # lines read, not yet handled
+        self._leading = False
+        self._lead_end = -math.inf
+        self._wake_reader = threading.Event()
+        self._pollers = threading.local()  # one select.poll per reading thread
         self.negotiates = True  # what connect() was asked, so a reconnect can do the same
 
     # -- listeners ---------------------------------------------------------------
@@ -277,8 +305,12 @@ class QmpClient:
     ) -> dict[str, Any]:
         """Send a whole QMP message and return the whole reply (``return`` or ``error``)."""
         pending = self.submit(message)
+        limit = self.timeout if timeout is None else timeout
+        deadline = None if math.isinf(limit) else time.monotonic() + limit
         try:
-            return pending.result(self.timeout if timeout is None else timeout)
+            self._read_for(pending, deadline)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return pending._result(left, limit)
         except BaseException:  # timeout or Ctrl-C: let the late reply be dropped
             pending.abandon()
             raise
@@ -313,32 +345,101 @@ class QmpClient:
         if self._sock is None:
             raise DisconnectedError(f"not connected to {self.address}")
 
-    # -- reading (reader thread) ---------------------------------------------------
+    # -- reading (the reader thread, or a caller waiting for its reply) -------------
 
     def _read_loop(self) -> None:
-        sock = self._sock
-        assert sock is not None
-        lines = _LineBuffer()
+        poller = self._poller()
+        while poller is not None and self._failure is None:
+            self._yield_to_callers()
+            if not self._poll(poller, None) or not self._read_lock.acquire(blocking=False):
+                continue  # nothing yet, or a caller is reading: it handles what came
+            try:
+                self._read_available()
+            finally:
+                self._read_lock.release()
+
+    def _read_for(self, pending: PendingReply, deadline: float | None) -> None:
+        """Read on this thread until ``pending`` is answered, if nobody else is reading.
+
+        Otherwise (the reader thread is mid-chunk, another caller leads) return at once:
+        the reply is then handed over as before.  Returns at ``deadline`` too.
+        """
+        if not self._read_lock.acquire(blocking=False):
+            return
+        self._leading = True
         try:
-            while self._failure is None:
-                chunk = sock.recv(RECV_SIZE)
-                if not chunk:
-                    reason = "EOF in the middle of a message" if lines.partial else "EOF"
-                    self._fail(self._lost(reason))
+            poller = self._poller()
+            while poller is not None and not pending.done and self._failure is None:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
                     return
-                self._handle_lines(lines.feed(chunk))
-                if lines.partial > MAX_LINE:
-                    raise ProtocolError(f"{self.address} sent a line over {MAX_LINE} bytes")
+                if self._poll(poller, left):
+                    self._read_available()
+        finally:
+            self._lead_end = time.monotonic()
+            self._leading = False
+            self._read_lock.release()
+            if self._pending:  # someone else still waits: the reader must not dawdle
+                self._wake_reader.set()
+
+    def _yield_to_callers(self) -> None:
+        """While callers read for themselves, keep off the socket (polling, not woken)."""
+        while self._failure is None and (
+            self._leading or (time.monotonic() - self._lead_end < LEAD_GRACE and not self._pending)
+        ):
+            self._wake_reader.wait(LEAD_GRACE)
+            self._wake_reader.clear()
+
+    def _poller(self) -> select.poll | None:
+        """This thread's poll object (they must not be shared); None once closed."""
+        sock = self._sock
+        if sock is None or sock.fileno() < 0:
+            return None
+        poller: select.poll | None = getattr(self._pollers, "poll", None)
+        if poller is None:
+            poller = self._pollers.poll = select.poll()
+            poller.register(sock, select.POLLIN)
+        return poller
+
+    def _poll(self, poller: select.poll, timeout: float | None) -> bool:
+        """True when the socket has data (or EOF, or an error) for ``recv``."""
+        ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
+        try:
+            return bool(poller.poll(ms))
+        except (OSError, ValueError) as e:  # closed under us
+            self._fail(self._lost(str(e)))
+            return False
+
+    def _read_available(self) -> None:
+        """One ``recv`` and everything it completes; the caller holds ``_read_lock``."""
+        sock = self._sock
+        try:
+            assert sock is not None
+            try:
+                size = sock.recv_into(self._recv_buffer, RECV_SIZE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            chunk = self._recv_view[:size].tobytes()
+            if not chunk:
+                reason = "EOF in the middle of a message" if self._lines.partial else "EOF"
+                self._fail(self._lost(reason))
+                return
+            self._backlog.extend(self._lines.feed(chunk))
+            self._handle_backlog()
+            if self._lines.partial > MAX_LINE:
+                raise ProtocolError(f"{self.address} sent a line over {MAX_LINE} bytes")
         except QmpshError as e:
             self._fail(e)
         except OSError as e:
             self._fail(self._lost(e.strerror or str(e)))
 
-    def _handle_lines(self, lines: list[bytes | bytearray]) -> None:
-        # A helper, so no frame of the reader keeps a (maybe 64 MiB) line alive once
-        # it is handled, while the reader waits in recv() for the next chunk.
-        for line in lines:
-            self._handle_line(line)
+    def _handle_backlog(self) -> None:
+        # Lines wait in a queue, not a local list: if a caller reading for itself is
+        # interrupted (Ctrl-C), the lines after the current one are handled by the next
+        # reader instead of being lost.  No frame keeps a (maybe 64 MiB) line alive.
+        backlog = self._backlog
+        while backlog:
+            self._handle_line(backlog.popleft())
 
     def _handle_line(self, line: bytes | bytearray) -> None:
         if not line or line.isspace() or self._failure is not None:
@@ -432,6 +533,7 @@ class QmpClient:
             tell = self._up
         self._settled.set()
         self._hang_up()
+        self._wake_reader.set()
         for request in pending:
             request._fail(failure)
         for listener in self._disconnect_listeners if tell else ():
@@ -503,6 +605,8 @@ def _fresh(failure: QmpshError) -> QmpshError:
 
 def _id_key(id_value: Any) -> str:
     """Ids may be any JSON value; their canonical JSON text is hashable and exact."""
+    if type(id_value) is str:  # ours, and most users': what json.dumps does, minus its overhead
+        return encode_basestring_ascii(id_value)
     return json.dumps(id_value, sort_keys=True)
 
 

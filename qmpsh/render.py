@@ -35,9 +35,12 @@ SPICE_CHANNEL_NAMES = {
 }
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def compact(value: Any) -> str:
     """One-line JSON, the form scripts parse line by line."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT.encode(value)  # json.dumps would build this encoder on every call
 
 
 def u32(value: int) -> int:

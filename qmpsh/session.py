@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # schema, validate and hmp are imported when first needed (st
     from qmpsh.schema import Schema
 
 Format = Literal["pretty", "json", "raw"]
+PARSE_CACHE_SIZE = 256  # distinct lines remembered; the cache is emptied when full
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Session:
         self._schema: Schema | None = None
         self._schema_failed = False
         self.shell_words = REGISTRY.names()
+        self._parsed: dict[tuple[str, bool, frozenset[str]], Request] = {}
         # Sequence number of the last event seen before the latest request was sent:
         # `wait` counts events from there, so an event that raced ahead of its
         # command's reply is not missed.
@@ -134,8 +136,21 @@ class Session:
     # -- running lines ---------------------------------------------------------
 
     def parse(self, text: str) -> Request | None:
-        """Parse with this session's mode and shell words (errors keep their column)."""
-        return parse(text, hmp_mode=self.settings.hmp_mode, shell_commands=self.shell_words)
+        """Parse with this session's mode and shell words (errors keep their column).
+
+        Scripts repeat lines (a poll loop sends the same query thousands of times), so
+        requests are remembered by their text; only hashable ones, which hold no dict or
+        list that later code could change in place.
+        """
+        key = (text, self.settings.hmp_mode, self.shell_words)
+        request = self._parsed.get(key)
+        if request is None:
+            request = parse(text, hmp_mode=key[1], shell_commands=key[2])
+            if request is not None and _hashable(request):
+                if len(self._parsed) >= PARSE_CACHE_SIZE:
+                    self._parsed.clear()
+                self._parsed[key] = request
+        return request
 
     def run_line(self, text: str, line: int | None = None) -> int:
         """Run one logical line; return its status (0 ok, 1 command error, 2 input error).
@@ -263,3 +278,11 @@ class Session:
         if spec is None:  # the parser only produces registered names
             raise InputError(f"unknown shell command '{request.name}'", request.column)
         return spec.handler(self, request.argv)
+
+
+def _hashable(request: Request) -> bool:
+    try:
+        hash(request)
+    except TypeError:
+        return False
+    return True
