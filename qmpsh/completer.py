@@ -93,6 +93,26 @@ class SchemaIndex:
         return None if arg_type is None else self.schema.type_in(arg_type, path, given)
 
 
+class IndexFollower:
+    """The SchemaIndex of whatever schema the session has now.
+
+    The session's schema can appear late (loaded lazily) or change (a reconnect to
+    another QEMU version); the index is rebuilt only when the schema object changes.
+    """
+
+    def __init__(self, schema: Callable[[], Schema | None]) -> None:
+        self._schema = schema
+        self._index: SchemaIndex | None = None
+
+    def __call__(self) -> SchemaIndex | None:
+        schema = self._schema()
+        if schema is None:
+            return None
+        if self._index is None or self._index.schema is not schema:
+            self._index = SchemaIndex.build(schema)
+        return self._index
+
+
 def _command_label(schema: Schema, name: str) -> str:
     info = schema.command(name)
     if info is None:
@@ -130,24 +150,15 @@ class QmpCompleter(Completer):
         hmp_mode: Callable[[], bool] = lambda: False,
         shell_words: Callable[[], frozenset[str]] = lambda: REGISTRY.names(),
     ) -> None:
-        self._schema = schema
         self._live = live
         self._hmp_mode = hmp_mode
         self._shell_words = shell_words
-        self._index: SchemaIndex | None = None
+        self.index = IndexFollower(schema)
 
     def refresh(self) -> None:
         """Forget cached live values (after a command that may have changed them)."""
         if self._live is not None:
             self._live.refresh()
-
-    def index(self) -> SchemaIndex | None:
-        schema = self._schema()
-        if schema is None:
-            return None
-        if self._index is None or self._index.schema is not schema:
-            self._index = SchemaIndex.build(schema)
-        return self._index
 
     def get_completions(
         self, document: Document, complete_event: CompleteEvent

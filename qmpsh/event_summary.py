@@ -14,25 +14,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from qmpsh.spice import CHANNEL_NAMES, channel_name, unsigned32
+
 Severity = Literal["error", "warning", "notice", "info"]
 Summarizer = Callable[[dict[str, Any]], str]
 
 DEFAULT_WIDTH = 160
 LOCK = "🔒 tls"
 
-SPICE_CHANNEL_NAMES = {
-    1: "main",
-    2: "display",
-    3: "inputs",
-    4: "cursor",
-    5: "playback",
-    6: "record",
-    7: "tunnel",
-    8: "smartcard",
-    9: "usbredir",
-    10: "port",
-    11: "webdav",
-}
+SPICE_CHANNEL_NAMES = CHANNEL_NAMES
 
 # What a person should expect to see next after a watchdog fires (QEMU 7.2, as observed).
 WATCHDOG_FOLLOW_UPS = {
@@ -95,13 +85,8 @@ def event_time(event: dict[str, Any]) -> str:
     return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{micros // 1000:03d}"
 
 
-def unsigned32(value: int) -> int:
-    """SPICE session ids are u32 that QEMU hands over as signed ints."""
-    return value % 2**32
-
-
 def spice_channel_name(channel_type: int) -> str:
-    return SPICE_CHANNEL_NAMES.get(channel_type, f"type{channel_type}")
+    return channel_name(channel_type, f"type{channel_type}")
 
 
 def human_size(n: int) -> str:

@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Collection
 from typing import Any
 
+from qmpsh.spice import CHANNEL_NAMES
+
 HMP_COMMAND = "human-monitor-command"
 
 # `info X` with no arguments → the QMP query whose reply HMP itself formats.  Only
@@ -33,18 +35,7 @@ INFO_QUERIES: dict[str, str] = {
 }
 
 # HMP's own table: webdav (11) is compiled out of it, so it prints "unknown".
-SPICE_CHANNEL_NAMES = {
-    1: "main",
-    2: "display",
-    3: "inputs",
-    4: "cursor",
-    5: "playback",
-    6: "record",
-    7: "tunnel",
-    8: "smartcard",
-    9: "usbredir",
-    10: "port",
-}
+SPICE_CHANNEL_NAMES = {k: v for k, v in CHANNEL_NAMES.items() if v != "webdav"}
 
 
 def query_for_info(words: list[str], commands: Collection[str]) -> str | None:

@@ -34,7 +34,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.lexers import Lexer
 
-from qmpsh.completer import SchemaIndex, dig
+from qmpsh.completer import IndexFollower, SchemaIndex, dig
 from qmpsh.schema import Schema
 from qmpsh.syntax import Context, Token, analyze, tokenize
 
@@ -181,18 +181,9 @@ class QmpLexer(Lexer):
         hmp_mode: Callable[[], bool] = lambda: False,
         shell_words: Callable[[], Collection[str]] = frozenset,
     ) -> None:
-        self._schema = schema
         self._hmp_mode = hmp_mode
         self._shell_words = shell_words
-        self._index: SchemaIndex | None = None
-
-    def _current_index(self) -> SchemaIndex | None:
-        schema = self._schema()
-        if schema is None:
-            return None
-        if self._index is None or self._index.schema is not schema:
-            self._index = SchemaIndex.build(schema)
-        return self._index
+        self._current_index = IndexFollower(schema)
 
     def lex_document(self, document: Document) -> Callable[[int], StyleAndTextTuples]:
         highlighter = Highlighter(self._current_index(), self._hmp_mode(), self._shell_words())

@@ -12,6 +12,8 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
+from qmpsh.spice import CHANNEL_NAMES, unsigned32
+
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
@@ -20,19 +22,7 @@ Format = Literal["pretty", "json", "raw"]
 # Above this many characters of compact JSON, rich's highlighter is too slow to wait for.
 BIG_REPLY = 20_000
 
-SPICE_CHANNEL_NAMES = {
-    1: "main",
-    2: "display",
-    3: "inputs",
-    4: "cursor",
-    5: "playback",
-    6: "record",
-    7: "tunnel",
-    8: "smartcard",
-    9: "usbredir",
-    10: "port",
-    11: "webdav",
-}
+SPICE_CHANNEL_NAMES = CHANNEL_NAMES
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -41,11 +31,6 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 def compact(value: Any) -> str:
     """One-line JSON, the form scripts parse line by line."""
     return _COMPACT.encode(value)  # json.dumps would build this encoder on every call
-
-
-def u32(value: int) -> int:
-    """QEMU hands a u32 (the SPICE session id) over as a signed int; undo that."""
-    return value % 2**32
 
 
 class Renderer:
@@ -261,7 +246,7 @@ def _spice_channels(channels: list[dict[str, Any]]) -> RenderableType:
         table.add_column(name)
     groups: dict[int, list[dict[str, Any]]] = {}
     for chan in channels:
-        groups.setdefault(u32(chan["connection-id"]), []).append(chan)
+        groups.setdefault(unsigned32(chan["connection-id"]), []).append(chan)
     for n, (session, members) in enumerate(groups.items()):
         for i, chan in enumerate(members):
             row = _spice_row(session if i == 0 else None, chan)

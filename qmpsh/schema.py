@@ -24,8 +24,22 @@ EMPTY: Mapping[str, Any] = {}
 HELP_DEPTH = 3  # nested objects shown by ``help``; recursive types would never end
 
 
+class _Featured:
+    """What the schema's ``features`` say about an entry, for help and completion."""
+
+    features: tuple[str, ...]
+
+    @property
+    def deprecated(self) -> bool:
+        return "deprecated" in self.features
+
+    @property
+    def unstable(self) -> bool:
+        return "unstable" in self.features
+
+
 @dataclass(frozen=True)
-class Member:
+class Member(_Featured):
     """One member of an object type; ``type`` is the (masked) schema type name."""
 
     name: str
@@ -33,41 +47,21 @@ class Member:
     optional: bool
     features: tuple[str, ...] = ()
 
-    @property
-    def deprecated(self) -> bool:
-        return "deprecated" in self.features
-
-    @property
-    def unstable(self) -> bool:
-        return "unstable" in self.features
-
 
 @dataclass(frozen=True)
-class CommandInfo:
+class CommandInfo(_Featured):
     name: str
     arg_type: str
     ret_type: str
     features: tuple[str, ...] = ()
     allow_oob: bool = False
 
-    @property
-    def deprecated(self) -> bool:
-        return "deprecated" in self.features
-
-    @property
-    def unstable(self) -> bool:
-        return "unstable" in self.features
-
 
 @dataclass(frozen=True)
-class EventInfo:
+class EventInfo(_Featured):
     name: str
     arg_type: str
     features: tuple[str, ...] = ()
-
-    @property
-    def deprecated(self) -> bool:
-        return "deprecated" in self.features
 
 
 @dataclass(frozen=True)
