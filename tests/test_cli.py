@@ -308,3 +308,24 @@ def test_launch_without_qemu_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert "qemu-system-x86_64" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unknown_argumentless_command_gets_the_same_hint(qemu: Qemu) -> None:
+    # Argument-less commands are sent before the schema is loaded; QEMU's refusal then
+    # brings the schema in, so the message is the one validation gives.
+    result = run(qemu.socket, "-c", "query-spcie")
+    assert result.returncode == 2
+    assert "unknown command 'query-spcie'" in result.stderr
+    assert "did you mean 'query-spice'" in result.stderr
+
+
+def test_no_validate_sends_unknown_commands_and_reports_qemus_error(qemu: Qemu) -> None:
+    result = run(qemu.socket, "--no-validate", "-c", "query-statsu")
+    assert result.returncode == 1
+    assert "CommandNotFound" in result.stderr
+
+
+def test_missing_required_argument_is_caught_before_sending(qemu: Qemu) -> None:
+    result = run(qemu.socket, "-c", "block-dirty-bitmap-add name=b0")
+    assert result.returncode == 2
+    assert "'block-dirty-bitmap-add' needs argument 'node'" in result.stderr
