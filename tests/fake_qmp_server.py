@@ -55,7 +55,11 @@ class FakeConnection:
         self.reply(self.read(), {})
 
     def reply(self, request: dict[str, Any], value: Any) -> None:
-        self.send({"return": value, "id": request["id"]})
+        """Answer as QEMU does: the request's id is echoed only when it had one."""
+        reply: dict[str, Any] = {"return": value}
+        if "id" in request:
+            reply["id"] = request["id"]
+        self.send(reply)
 
     def close(self) -> None:
         # shutdown first: it wakes a script blocked in read() on the server thread

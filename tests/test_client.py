@@ -460,4 +460,24 @@ def test_no_oob_when_not_offered(tmp_path: Path) -> None:
     with fake(tmp_path, _answer_then(b"")) as server, fake_client(server) as c:
         c.connect()
     assert server.connection is not None
-    assert server.connection.received[0] == {"execute": "qmp_capabilities", "id": "qmpsh-1"}
+    # alone on the wire, the request needs no id (QEMU answers in order)
+    assert server.connection.received[0] == {"execute": "qmp_capabilities"}
+
+
+def test_requests_carry_ids_only_when_others_are_in_flight(qemu: Qemu) -> None:
+    """Lock-step requests go bare (QEMU is faster without ids); concurrent ones get ids,
+    and every reply still reaches the request that asked for it."""
+    sent: list[dict[str, Any]] = []
+    with connected(qemu) as client:
+        client.add_transcript_listener(lambda way, msg: sent.append(msg) if way == "out" else None)
+        assert client.execute("query-name") == {}
+        qemu.kill(signal.SIGSTOP)  # no reply can come back while the burst is sent
+        try:
+            pending = [client.submit({"execute": "query-status"}) for _ in range(50)]
+        finally:
+            qemu.kill(signal.SIGCONT)
+        replies = [p.result(10) for p in pending]
+    assert "id" not in sent[0]
+    assert "id" not in sent[1]  # the first of the burst is alone on the wire when sent
+    assert all("id" in message for message in sent[2:])
+    assert all("id" not in reply and reply["return"]["status"] for reply in replies)
