@@ -17,6 +17,7 @@ from typing import Any
 from qmpsh.errors import InputError
 from qmpsh.request import Argument, Command, Transaction
 from qmpsh.schema import Schema, TypeRef
+from qmpsh.syntax import build_arguments
 
 # Commands whose schema lists only some arguments: device_add takes any device
 # property (QEMU declares it 'gen': false), so unknown keys are passed through.
@@ -39,19 +40,14 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 
 
 def _nest(pairs: Iterable[tuple[Argument, Any]]) -> dict[str, Any]:
-    """Build ``{"a": {"b": 1}}`` from ``a.b=1``; a key given twice is an input error."""
-    tree: dict[str, Any] = {}
-    for arg, value in pairs:
-        node = tree
-        for key in arg.path[:-1]:
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                raise InputError(f"'{arg.key}' conflicts with an earlier argument", arg.key_column)
-            node = child
-        if arg.path[-1] in node:
-            raise InputError(f"argument '{arg.key}' is given twice", arg.key_column)
-        node[arg.path[-1]] = value
-    return tree
+    """``syntax.build_arguments`` over (argument, typed value) pairs: one nesting rule.
+
+    Values may be dicts (unhashable), so they are handed over in order rather than
+    looked up: ``build_arguments`` asks for each argument's value once, in order.
+    """
+    pairs = list(pairs)
+    typed = iter([value for _, value in pairs])
+    return build_arguments([arg for arg, _ in pairs], lambda _arg: next(typed))
 
 
 def _blind(arg: Argument) -> Any:

@@ -166,7 +166,7 @@ def test_device_add_keeps_device_properties(schema: Schema) -> None:
 
 def test_duplicate_keys_are_refused(schema: Schema) -> None:
     err = error(schema, "eject id=a id=b")
-    assert err.message == "argument 'id' is given twice" and err.column == 12
+    assert err.message == "key 'id' is set twice" and err.column == 12  # syntax's one rule
 
 
 def test_without_schema_or_validation_the_guesses_pass(schema: Schema) -> None:
