@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import textwrap
 import time
 
 from qmpsh.commands import REGISTRY
@@ -81,15 +83,33 @@ def _overview(session: Session) -> str:
     for name in schema.command_names() if schema is not None else []:
         prefix = name.split("-")[0].split("_")[0]
         groups.setdefault(prefix if prefix in _FAMILIES else "other", []).append(name)
+    width = _help_width()
     lines = []
     for family in sorted(groups, key=lambda f: (f == "other", f)):
         lines.append(f"{family}:")
-        lines.append("  " + "  ".join(sorted(groups[family])))
+        lines += textwrap.wrap(
+            "  ".join(sorted(groups[family])),
+            width,
+            initial_indent="  ",
+            subsequent_indent="  ",
+            break_on_hyphens=False,
+        )
     lines.append("shell commands:")
     for spec in REGISTRY.specs():
-        lines.append(f"  {spec.usage:<40} {spec.summary}")
+        if len(spec.usage) <= USAGE_COLUMN:
+            lines.append(f"  {spec.usage:<{USAGE_COLUMN}} {spec.summary}")
+        else:  # a long usage gets its own line rather than pushing the summary off
+            lines += [f"  {spec.usage}", f"  {'':<{USAGE_COLUMN}} {spec.summary}"]
     lines.append("`help NAME` or `NAME?` describes a command or an event.")
     return "\n".join(lines)
+
+
+USAGE_COLUMN = 32
+
+
+def _help_width() -> int:
+    """The terminal's width for wrapping (100 when output is not a terminal)."""
+    return max(40, shutil.get_terminal_size((100, 24)).columns - 1)
 
 
 _FAMILIES = frozenset(
