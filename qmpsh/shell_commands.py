@@ -11,6 +11,7 @@ import json
 import shutil
 import textwrap
 import time
+from typing import Any
 
 from qmpsh.commands import REGISTRY
 from qmpsh.errors import EXIT_OK, EventTimeout, InputError
@@ -208,15 +209,16 @@ def events_command(session: Session, argv: tuple[str, ...]) -> int:
     verb = argv[0] if argv else "list"
     if verb == "list":
         for logged in session.events.recent(50, session.event_filter):
-            session.renderer.text(logged.numbered())
+            _show(session, logged.numbered(), _listed(logged))
     elif verb == "show":
-        session.renderer.text(json.dumps(_pick(session, argv).event, indent=2))
+        event = _pick(session, argv).event
+        _show(session, json.dumps(event, indent=2), event)
     elif verb == "filter":
         spec = " ".join(argv[1:])
         session.event_filter = EventFilter.parse(spec) if spec else None
     elif verb == "stats":
-        for name, count in sorted(session.events.stats().items()):
-            session.renderer.text(f"{count:>8}  {name}")
+        counts = dict(sorted(session.events.stats().items()))
+        _show(session, "\n".join(f"{n:>8}  {name}" for name, n in counts.items()), counts)
     elif verb == "clear":
         session.events.clear()
     elif verb in ("on", "off"):
@@ -224,6 +226,24 @@ def events_command(session: Session, argv: tuple[str, ...]) -> int:
     else:
         raise InputError(f"unknown events subcommand '{verb}'")
     return EXIT_OK
+
+
+def _show(session: Session, text: str, value: Any) -> None:
+    """Text for people (pretty), one JSON document for programs (json, raw)."""
+    if session.renderer.fmt == "pretty":
+        if text:
+            session.renderer.text(text)
+    else:
+        session.renderer.reply("events", {"return": value})
+
+
+def _listed(logged: LoggedEvent) -> dict[str, Any]:
+    """An ``events`` line for programs: the number ``events show`` takes, the event,
+    and what caused it when qmpsh knows."""
+    entry: dict[str, Any] = {"n": logged.seq, "event": logged.event}
+    if logged.caused_by:
+        entry["caused_by"] = logged.caused_by
+    return entry
 
 
 def _pick(session: Session, argv: tuple[str, ...]) -> LoggedEvent:

@@ -24,8 +24,16 @@ NUMBERED = re.compile(r"^#(\d+) \d\d:\d\d:\d\d\.\d{3} (\S+)")
 
 
 def numbered(text: str) -> list[tuple[int, str]]:
-    """``(N, EVENT)`` for each ``#N HH:MM:SS.mmm EVENT …`` line of ``events``."""
-    return [(int(m[1]), m[2]) for m in map(NUMBERED.match, text.splitlines()) if m]
+    """``(N, EVENT)`` for each ``events`` entry in JSON output: ``{"n": N, "event": {…}}``."""
+    entries = [json.loads(line) for line in text.splitlines() if line.startswith('{"n":')]
+    return [(entry["n"], entry["event"]["event"]) for entry in entries]
+
+
+def stats(text: str) -> dict[str, int]:
+    """The last ``events stats`` object in JSON output."""
+    objects = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    counts: dict[str, int] = [o for o in objects if o and all(k.isupper() for k in o)][-1]
+    return counts
 
 
 def stop_cont(pairs: int) -> str:
@@ -118,10 +126,22 @@ def test_events_subcommands_in_a_script(fresh: Qemu) -> None:
     assert result.returncode == 0, result.stderr
     listed = numbered(result.stdout)
     assert listed == [(1, "STOP"), (2, "RESUME"), (3, "STOP"), (4, "RESUME")]
-    shown = re.findall(r'^  "event": "(\w+)"', result.stdout, re.M)
+    lines = result.stdout.splitlines()
+    after_list = lines[lines.index(next(line for line in lines if line.startswith('{"n":4'))) + 1 :]
+    shown = [json.loads(line)["event"] for line in after_list[:2]]
     assert shown == ["RESUME", "STOP"]  # the numbers the list printed
-    assert re.search(r"^ +2  RESUME$", result.stdout, re.M)
-    assert re.search(r"^ +2  STOP$", result.stdout, re.M)
+    assert stats(result.stdout) == {"RESUME": 2, "STOP": 2}
+
+
+def test_events_subcommands_read_as_text_at_a_terminal_format(fresh: Qemu) -> None:
+    script = stop_cont(1) + "events\nevents show 1\nevents stats\n"
+    result = run(fresh.socket, "--format", "pretty", "--color", "never", stdin=script)
+    assert result.returncode == 0, result.stderr
+    listed = [(int(m[1]), m[2]) for m in map(NUMBERED.match, result.stdout.splitlines()) if m]
+    assert listed == [(1, "STOP"), (2, "RESUME")]
+    assert re.search(r'^  "event": "STOP"', result.stdout, re.M)
+    assert re.search(r"^ +1  RESUME$", result.stdout, re.M)
+    assert re.search(r"^ +1  STOP$", result.stdout, re.M)
 
 
 def test_events_filter_and_clear(fresh: Qemu) -> None:
@@ -129,7 +149,7 @@ def test_events_filter_and_clear(fresh: Qemu) -> None:
     result = run(fresh.socket, stdin=script)
     assert result.returncode == 0, result.stderr
     assert numbered(result.stdout) == [(2, "RESUME"), (4, "RESUME")]  # cleared: nothing after
-    assert re.search(r"^ +2  STOP$", result.stdout, re.M)  # counts outlive clear
+    assert stats(result.stdout)["STOP"] == 2  # counts outlive clear
 
 
 def test_events_show_of_a_cleared_or_bad_number(fresh: Qemu) -> None:
@@ -189,7 +209,7 @@ def test_config_capacity_bounds_the_event_window(fresh: Qemu, tmp_path: Path) ->
     result = run(fresh.socket, "--config", str(config), stdin=script)
     assert result.returncode == 0, result.stderr
     assert numbered(result.stdout) == [(4, "RESUME"), (5, "STOP"), (6, "RESUME")]
-    assert re.search(r"^ +3  STOP$", result.stdout, re.M)  # the tally stays complete
+    assert stats(result.stdout)["STOP"] == 3  # the tally stays complete
     gone = run(fresh.socket, "--config", str(config), stdin=stop_cont(2) + "events show 1\n")
     assert gone.returncode == 2 and "no event number 1" in gone.stderr
 
