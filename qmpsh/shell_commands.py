@@ -15,6 +15,7 @@ from typing import Any
 
 from qmpsh.commands import REGISTRY
 from qmpsh.errors import EXIT_OK, EventTimeout, InputError
+from qmpsh.event_summary import SpiceSession
 from qmpsh.events import EventFilter, LoggedEvent, format_spice_sessions, spice_sessions
 from qmpsh.session import ExitShell, Session
 
@@ -229,7 +230,11 @@ def events_command(session: Session, argv: tuple[str, ...]) -> int:
 
 
 def _show(session: Session, text: str, value: Any) -> None:
-    """Text for people (pretty), one JSON document for programs (json, raw)."""
+    """Text for people (pretty), one JSON document for programs (json, raw).
+
+    Piped scripts promise one JSON document per line; the shell's own commands keep
+    that promise too, except ``help``, which is for reading.
+    """
     if session.renderer.fmt == "pretty":
         if text:
             session.renderer.text(text)
@@ -268,5 +273,20 @@ def spice_command(session: Session, argv: tuple[str, ...]) -> int:
         raise InputError("usage: spice sessions")
     groups = spice_sessions(logged.event for logged in session.events.recent())
     lines = format_spice_sessions(groups) or ["no SPICE sessions seen"]
-    session.renderer.text("\n".join(lines))
+    _show(session, "\n".join(lines), [_session_json(group) for group in groups])
     return EXIT_OK
+
+
+def _session_json(group: SpiceSession) -> dict[str, Any]:
+    channels = [
+        {
+            "name": ch.name,
+            "channel-type": ch.channel_type,
+            "channel-id": ch.channel_id,
+            "client": ch.client,
+            "tls": ch.tls,
+            "up": ch.up,
+        }
+        for ch in group.channels
+    ]
+    return {"session": group.session_id, "up": group.up, "channels": channels}

@@ -190,14 +190,19 @@ def test_spice_sessions_after_the_client_left(qemu: Qemu) -> None:
             channel.close()
         script = "wait SPICE_DISCONNECTED\nwait SPICE_DISCONNECTED\nspice sessions\ninfo spice\n"
         out, _ = finish(proc, script)
-    assert f"session {channels[0].session_id}: 0/2 channels up" in out
+    sessions, info = (json.loads(line) for line in out.splitlines()[-2:])
+    assert [(s["session"], s["up"]) for s in sessions] == [(channels[0].session_id, 0)]
+    assert {ch["name"] for ch in sessions[0]["channels"]} == {"main", "inputs"}
+    assert not any(ch["up"] for ch in sessions[0]["channels"])
     assert "SPICE sessions seen" not in out  # json mode: info spice stays machine-readable
-    assert json.loads(out.splitlines()[-1])["enabled"] is True
+    assert info["enabled"] is True
 
 
 def test_spice_sessions_with_none_seen(fresh: Qemu) -> None:
     result = run(fresh.socket, "-c", "spice sessions")
-    assert (result.returncode, result.stdout) == (0, "no SPICE sessions seen\n")
+    assert (result.returncode, result.stdout) == (0, "[]\n")
+    text = run(fresh.socket, "--format", "pretty", "--color", "never", "-c", "spice sessions")
+    assert (text.returncode, text.stdout) == (0, "no SPICE sessions seen\n")
 
 
 # -------------------------------------------------------------------- config
