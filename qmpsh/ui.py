@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -50,6 +51,7 @@ from qmpsh.history import PrivateHistory
 from qmpsh.key_bindings import shell_bindings
 from qmpsh.render import Renderer
 from qmpsh.request import Command, RawJson, Request, ShellCommand, Transaction
+from qmpsh.script import logical_lines
 from qmpsh.session import ExitShell, Session
 from qmpsh.style import make_style
 
@@ -113,6 +115,7 @@ class ShellUI:
         self.status = EXIT_OK
         self.prompt_text = _prompt_text(session)
         self._queued: list[str] = []
+        self._queued_lines: deque[str] = deque()  # the rest of a pasted block
         self._queue_lock = threading.Lock()
         self._redraw_lock = threading.Lock()
         self._redraw_pending = False  # an event redraw is scheduled (see _redraw_for_events)
@@ -184,11 +187,29 @@ class ShellUI:
     # -- accepting a line ------------------------------------------------------------
 
     def accept(self) -> None:
-        """Enter on a complete line: echo it into the scrollback, then run it."""
+        """Enter on a complete line: echo it into the scrollback, then run it.
+
+        A pasted block holds several requests; they run one after another, each
+        echoed as if typed, as a shell would (a transaction or JSON spanning lines
+        stays one request).
+        """
         text = self.buffer.text
         if text.strip():
             self.buffer.append_to_history()
         self.buffer.reset()
+        requests = [request for _, request in logical_lines(text.splitlines())]
+        if len(requests) > 1:
+            self._queued_lines.extend(requests)
+            self.run_queued()
+            return
+        self._run_text(text)
+
+    def run_queued(self) -> None:
+        """Start the next pasted request once nothing runs or waits for a y/N."""
+        while self._queued_lines and self.job is None and self.confirming is None:
+            self._run_text(self._queued_lines.popleft())
+
+    def _run_text(self, text: str) -> None:
         self.print_above(self.prompt_text + text + "\n")
         try:
             request = self.session.parse(text)
@@ -210,6 +231,7 @@ class ShellUI:
             self.start(request)
         else:
             self.print_above("not sent\n")
+            self.run_queued()
 
     def start(self, request: Request) -> None:
         job = Job(_request_name(request))
@@ -219,6 +241,7 @@ class ShellUI:
 
     def cancel(self) -> None:
         """Ctrl-C during a command: drop its reply (matched by id when it comes) and go on."""
+        self._queued_lines.clear()  # Ctrl-C stops a pasted block too
         job, self.job = self.job, None
         if job is None:
             return
@@ -285,6 +308,8 @@ class ShellUI:
             run_in_terminal(lambda: self._page(text))
         elif text:
             self.print_above(text)
+        if not job.leave:
+            self.run_queued()
 
     def _page(self, text: str) -> None:
         if not pager.page(text):

@@ -310,3 +310,21 @@ def test_page_runs_the_pager_with_the_text(tmp_path: Path) -> None:
 
 def test_missing_pager_reports_false() -> None:
     assert not pager.page("x\n", {"PAGER": "/nonexistent/pager"})
+
+
+def test_a_pasted_block_runs_each_request_in_turn(session: Session) -> None:
+    paste = "query-name\n# a comment\nquery-status\ntransaction(\n)\nquery-version\n"
+    with running_ui(session) as run:
+        run.send(f"\x1b[200~{paste}\x1b[201~\r")  # bracketed paste, then Enter
+        assert wait_until(lambda: '"qemu"' in run.stdout.getvalue()), run.stdout.getvalue()
+        out = run.stdout.getvalue()
+        echoed = [line for line in out.splitlines() if line.startswith(run.ui.prompt_text)]
+        assert [line[len(run.ui.prompt_text) :] for line in echoed] == [
+            "query-name",
+            "query-status",
+            "transaction(",  # its ")" follows on the next line, as typed
+            "query-version",
+        ]
+        assert out.index('"running"') < out.index('"qemu"')  # in order, each its own reply
+        assert "error" not in out
+        assert wait_until(lambda: not run.ui.busy)
