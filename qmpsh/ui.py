@@ -114,7 +114,7 @@ class ShellUI:
         self.schema: Any = None  # set by warm_schema(); the toolbar never waits for it
         self.status = EXIT_OK
         self.prompt_text = _prompt_text(session)
-        self._queued: list[str] = []
+        self._event_lines: list[str] = []  # events waiting to print above the prompt
         self._queued_lines: deque[str] = deque()  # the rest of a pasted block
         self._queue_lock = threading.Lock()
         self._redraw_lock = threading.Lock()
@@ -381,14 +381,14 @@ class ShellUI:
         """Batch lines so a burst of events becomes one print, not thousands."""
         line = _paint(logged, self.session.settings.color)
         with self._queue_lock:
-            self._queued.append(line)
-            first = len(self._queued) == 1
+            self._event_lines.append(line)
+            first = len(self._event_lines) == 1
         if first:
             self._call_soon(self._flush_events)
 
     def _flush_events(self) -> None:
         with self._queue_lock:
-            lines, self._queued = self._queued, []
+            lines, self._event_lines = self._event_lines, []
         if lines and self.app.is_running:
             self.print_above("".join(lines))
 
