@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from qemu import Qemu
+from support import WAIT, wait_until
 
 from qmpsh.address import parse_address
 from qmpsh.client import QmpClient
@@ -32,17 +32,6 @@ from qmpsh.reconnect import delays, reconnect
 from qmpsh.render import Renderer
 from qmpsh.session import Session, Settings
 from qmpsh.ui import ShellUI
-
-WAIT = 10.0  # upper bound for anything to happen; never a timing assertion
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 @pytest.fixture

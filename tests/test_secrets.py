@@ -8,7 +8,6 @@ wrote, since a leak is a property of the files, not of a function.
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 import pexpect
 import pytest
 from qemu import Qemu, RawMonitor
+from support import private_env
 
 from qmpsh.redact import MASK, line_has_secret, redact_message
 from qmpsh.request import Command
@@ -180,17 +180,6 @@ def test_ordinary_lines_go_to_history(line: str) -> None:
 def vm() -> Iterator[Qemu]:
     with Qemu(vnc=True) as q:
         yield q
-
-
-def private_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("QMPSH_SOCKET", "QMP_SOCKET")}
-    env.update(
-        HOME=str(tmp_path),
-        XDG_CACHE_HOME=str(tmp_path / "cache"),
-        XDG_STATE_HOME=str(tmp_path / "state"),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-    )
-    return env
 
 
 def run_script(tmp_path: Path, socket: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ shell in a pseudo-terminal (pexpect) with HOME and XDG dirs in a temp dir.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+import support
 from qemu import Qemu
 
 QMPSH = [sys.executable, "-m", "qmpsh"]
@@ -30,12 +30,8 @@ def vm() -> Iterator[Qemu]:
 
 
 def private_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("QMPSH_SOCKET", "QMP_SOCKET")}
-    env.update(
-        HOME=str(tmp_path),
-        XDG_CACHE_HOME=str(tmp_path / "cache"),
-        XDG_STATE_HOME=str(tmp_path / "state"),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
+    env = support.private_env(
+        tmp_path,
         TERM="xterm-256color",
         PROMPT_TOOLKIT_NO_CPR="1",  # pexpect does not answer cursor position requests
     )

@@ -11,8 +11,7 @@ import argparse
 import io
 import stat
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from qemu import Qemu
+from support import WAIT, wait_until
 
 from qmpsh import pager
 from qmpsh.address import parse_address
@@ -32,8 +32,6 @@ from qmpsh.history import PrivateHistory
 from qmpsh.render import Renderer
 from qmpsh.session import Session, Settings
 from qmpsh.ui import ShellUI
-
-WAIT = 10.0  # generous upper bound for anything to show up; never a time assertion
 
 
 class SizedOutput(DummyOutput):
@@ -61,15 +59,6 @@ def make_session(socket_path: str, **settings: Any) -> Session:
     session = Session(client, Settings(**settings), renderer)
     client.connect(wait=5.0)
     return session
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 class Running:
