@@ -329,6 +329,13 @@ def _target(args: argparse.Namespace, qemu_args: list[str]) -> Iterator[str]:
     with contextlib.ExitStack() as stack:
         with _signals_deferred():
             qemu = stack.enter_context(launch_qemu(qemu_args))
+        if not args.quiet and sys.stdin.isatty() and not (args.command or args.file):
+            # At a terminal, say where a viewer can connect; scripts get no chatter.
+            print(
+                f"qmpsh: launched QEMU (pid {qemu.pid}): VNC 127.0.0.1:{qemu.vnc_port}, "
+                f"SPICE 127.0.0.1:{qemu.spice_port}; it stops when qmpsh exits",
+                file=sys.stderr,
+            )
         yield f"unix:{qemu.socket_path}"
 
 

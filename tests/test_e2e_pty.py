@@ -116,3 +116,34 @@ def test_dumb_terminal_gets_a_plain_line_loop(qemu: Qemu, tmp_path: Path) -> Non
     child.close()
     assert child.exitstatus == 0
     assert qemu.proc.poll() is None
+
+
+def test_readme_first_command_launches_a_throwaway_qemu(tmp_path: Path) -> None:
+    """`qmpsh --launch` at a terminal: a QEMU with VNC and SPICE, a prompt, and after
+    Ctrl-D no QEMU left behind."""
+    env = dict(
+        os.environ,
+        TERM="xterm-256color",
+        PROMPT_TOOLKIT_NO_CPR="1",
+        QMPSH_HISTFILE=str(tmp_path / "history"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+    )
+    child = pexpect.spawn(
+        qmpsh_command(),
+        ["--launch"],
+        dimensions=(40, 140),
+        env=env,
+        encoding="utf-8",
+        timeout=TIMEOUT,
+    )
+    child.expect(r"launched QEMU \(pid (\d+)\): VNC 127\.0\.0\.1:(\d+), SPICE 127\.0\.0\.1:(\d+)")
+    pid, vnc, spice = (int(child.match.group(i)) for i in (1, 2, 3))
+    assert vnc >= 5900 and spice > 0 and vnc != spice
+    child.expect(PROMPT)
+    child.send("query-vnc\r")
+    child.expect(f"{vnc}")
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert not Path(f"/proc/{pid}").exists()  # stopped and reaped by qmpsh, by PID
