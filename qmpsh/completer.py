@@ -31,6 +31,7 @@ from qmpsh.commands import REGISTRY
 from qmpsh.live_values import NODE_KEYS, QOM_PATH_COMMANDS, LiveValues
 from qmpsh.schema import EMPTY, Member, Schema, TypeRef
 from qmpsh.syntax import Context, analyze
+from qmpsh.used_values import UsedValues
 
 BOOL_VALUES = ("true", "false")
 DEVICE_ADD = "device_add"
@@ -149,7 +150,9 @@ class QmpCompleter(Completer):
         live: LiveValues | None = None,
         hmp_mode: Callable[[], bool] = lambda: False,
         shell_words: Callable[[], frozenset[str]] = lambda: REGISTRY.names(),
+        used: UsedValues | None = None,
     ) -> None:
+        self._used = used
         self._live = live
         self._hmp_mode = hmp_mode
         self._shell_words = shell_words
@@ -237,7 +240,10 @@ class QmpCompleter(Completer):
         if _is_qom_path(ctx, path):
             yield from _offer_qom(ctx.word, live)
             return
-        yield from _offer(ctx.word, [*names, *(n for n in live if n not in names)], _kind(ref))
+        candidates = [*names, *(n for n in live if n not in names)]
+        if self._used is not None and path:
+            candidates = self._used.prefer(path[-1], candidates)  # what you used before, first
+        yield from _offer(ctx.word, candidates, _kind(ref))
 
     def _live_values(self, ctx: Context, path: list[str], ref: TypeRef | None) -> list[str]:
         assert self._live is not None and ctx.command is not None
@@ -435,22 +441,28 @@ def _rank_pairs(word: str, pairs: Sequence[tuple[str, str]]) -> Iterator[tuple[s
 # --- wiring for the UI ----------------------------------------------------------------------
 
 
-def completer_for(session: Any) -> QmpCompleter:
-    """A completer reading the session's (lazily loaded) schema and live QEMU state."""
+def completer_for(session: Any, history: Callable[[], Sequence[str]] | None = None) -> QmpCompleter:
+    """A completer reading the session's (lazily loaded) schema and live QEMU state;
+    with ``history`` (the typed lines), values used before rank first."""
     return QmpCompleter(
         schema=lambda: session.schema,
         live=LiveValues.for_client(session.client),
         hmp_mode=lambda: bool(session.settings.hmp_mode),
         shell_words=lambda: frozenset(session.shell_words),
+        used=UsedValues(history) if history is not None else None,
     )
 
 
-def make_completer(session: Any, inner: QmpCompleter | None = None) -> Completer:
+def make_completer(
+    session: Any,
+    inner: QmpCompleter | None = None,
+    history: Callable[[], Sequence[str]] | None = None,
+) -> Completer:
     """The UI's completer: runs off the UI thread, so a slow live fetch never stalls typing.
 
     Pass ``inner`` (from ``completer_for``) to keep a handle for ``refresh``.
     """
-    chosen = inner if inner is not None else completer_for(session)
+    chosen = inner if inner is not None else completer_for(session, history)
     return ThreadedCompleter(DynamicCompleter(lambda: chosen))
 
 

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -120,13 +120,17 @@ class ShellUI:
         self._redraw_lock = threading.Lock()
         self._redraw_pending = False  # an event redraw is scheduled (see _redraw_for_events)
         self._last_event_redraw = 0.0
-        self.completer = _completer(session)
+        self.completer = _completer(session, self._history_lines)
         self.buffer = self._make_buffer(history)
         self.app = self._make_app(args, input, output)
         session.events.add_listener(self._on_event)
         session.client.add_disconnect_listener(self._on_disconnect)
 
     # -- construction -------------------------------------------------------------
+
+    def _history_lines(self) -> list[str]:
+        """Lines typed so far (oldest first), for ranking values used before."""
+        return self.buffer.history.get_strings()
 
     def _make_buffer(self, history: History | None) -> Buffer:
         return Buffer(
@@ -440,7 +444,7 @@ class ShellUI:
         self._client = self.session.client
         self.status = EXIT_OK
         self.schema = None
-        self.completer = _completer(self.session)  # live values come from the new client
+        self.completer = _completer(self.session, self._history_lines)  # the new client
         self.buffer.completer = self.completer
         self.warm_schema()
 
@@ -475,10 +479,10 @@ class QuietWhenEmpty(Completer):
                 yield completion
 
 
-def _completer(session: Session) -> Completer:
+def _completer(session: Session, history: Callable[[], Sequence[str]]) -> Completer:
     from qmpsh.completer import make_completer
 
-    made: Completer = make_completer(session)
+    made: Completer = make_completer(session, history=history)
     # Completion may fetch the schema or live values from QEMU: never on the UI thread.
     threaded = made if isinstance(made, ThreadedCompleter) else ThreadedCompleter(made)
     return QuietWhenEmpty(threaded)

@@ -18,6 +18,7 @@ from qmpsh.completer import QmpCompleter, make_completer, rank, signature_hint
 from qmpsh.live_values import LiveValues, hmp_command_names
 from qmpsh.schema import Schema
 from qmpsh.session import Settings
+from qmpsh.used_values import UsedValues
 
 EXTRA = (
     "-blockdev",
@@ -253,3 +254,13 @@ def test_make_completer_wraps_for_the_ui(schema: Schema, monitor: RawMonitor) ->
     ui = make_completer(FakeSession())
     found = list(ui.get_completions(Document("query-sp"), CompleteEvent()))
     assert "query-spice" in texts(found)
+
+
+def test_values_used_before_rank_first(schema: Schema, live: LiveValues) -> None:
+    history = ["query-status", "blockdev-add driver=qcow2 node-name=d0 file=f0"]
+    remembering = QmpCompleter(lambda: schema, live, used=UsedValues(lambda: history))
+    assert texts(complete(remembering, "blockdev-add driver=qc"))[:2] == ["qcow2", "qcow"]
+    fresh = QmpCompleter(lambda: schema, live)
+    assert texts(complete(fresh, "blockdev-add driver=qc"))[:2] == ["qcow", "qcow2"]
+    history.append("blockdev-add driver=qcow node-name=d1 file=f1")  # the newest use wins
+    assert texts(complete(remembering, "blockdev-add driver=qc"))[:2] == ["qcow", "qcow2"]

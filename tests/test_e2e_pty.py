@@ -29,8 +29,7 @@ def qmpsh_command() -> str:
     return found
 
 
-@pytest.fixture
-def shell(qemu: Qemu, tmp_path: Path) -> Iterator[pexpect.spawn]:
+def spawn_shell(qemu: Qemu, tmp_path: Path) -> pexpect.spawn:
     env = dict(
         os.environ,
         TERM="xterm-256color",
@@ -48,6 +47,12 @@ def shell(qemu: Qemu, tmp_path: Path) -> Iterator[pexpect.spawn]:
         timeout=TIMEOUT,
     )
     child.expect(PROMPT)
+    return child
+
+
+@pytest.fixture
+def shell(qemu: Qemu, tmp_path: Path) -> Iterator[pexpect.spawn]:
+    child = spawn_shell(qemu, tmp_path)
     yield child
     if child.isalive():
         child.sendcontrol("d")
@@ -72,6 +77,27 @@ def test_enum_values_complete_from_the_schema(shell: pexpect.spawn) -> None:
     shell.expect("blockdev-add driver=qcow2")  # the accepted line, echoed
     shell.expect("file")  # qcow2 needs a file: checked against the schema
     shell.expect(PROMPT)
+
+
+def test_tab_picks_the_value_used_before(qemu: Qemu, tmp_path: Path) -> None:
+    """`driver=qc<Tab>` → qcow2 for someone whose history says qcow2 (qcow also matches)."""
+    (tmp_path / "history").write_text(
+        "\n# 2026-11-25 10:00:00\n+blockdev-add driver=qcow2 node-name=d0 file=f0\n"
+    )
+    child = spawn_shell(qemu, tmp_path)
+    try:
+        child.send("blockdev-add driver=qc")
+        child.expect("qcow2")  # the menu, while typing
+        child.send("\t")  # selects the first of the menu: the value used before
+        child.send("\r")  # Enter on a selected completion only closes the menu
+        child.send("\r")
+        child.expect("blockdev-add driver=qcow2")  # the accepted line, echoed
+        child.expect("needs argument 'file'")  # it ran: checked against the schema
+        child.expect(PROMPT)
+    finally:
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+        child.close()
 
 
 def test_quit_asks_and_n_keeps_qemu(shell: pexpect.spawn, qemu: Qemu) -> None:
