@@ -125,7 +125,7 @@ class EventPump:
             self.mon.sock.settimeout(timeout)
             try:
                 msg = self.mon._read()
-            except EOFError:
+            except (EOFError, ConnectionResetError):  # an exiting QEMU may reset, not close
                 return None
             if "event" in msg:
                 return msg
