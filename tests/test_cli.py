@@ -329,3 +329,28 @@ def test_missing_required_argument_is_caught_before_sending(qemu: Qemu) -> None:
     result = run(qemu.socket, "-c", "block-dirty-bitmap-add name=b0")
     assert result.returncode == 2
     assert "'block-dirty-bitmap-add' needs argument 'node'" in result.stderr
+
+
+def test_skip_negotiation_leaves_qmp_capabilities_to_the_user(qemu_factory: Any) -> None:
+    q = qemu_factory()
+    refused = run(q.socket, "-N", "-c", "query-status")
+    assert refused.returncode == 1
+    assert "CommandNotFound" in refused.stderr and "qmp_capabilities" in refused.stderr
+    by_hand = run(q.socket, "-N", "-c", "qmp_capabilities", "-c", "query-status")
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert json_lines(by_hand.stdout)[1]["status"] == "running"
+
+
+def test_hmp_flag_sends_every_line_to_the_human_monitor(qemu: Qemu) -> None:
+    result = run(qemu.socket, "-H", "-c", "info status", "-c", "info name")
+    assert result.returncode == 0, result.stderr
+    status, _name = json_lines(result.stdout)
+    assert status.strip() == "VM status: running"  # HMP's own text, not query-status
+
+
+def test_pretty_flag_prints_for_people_even_into_a_pipe(qemu: Qemu) -> None:
+    result = run(qemu.socket, "-p", "-c", "query-status")
+    assert result.returncode == 0, result.stderr
+    assert "running" in result.stdout
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(result.stdout)
