@@ -354,3 +354,40 @@ def test_pretty_flag_prints_for_people_even_into_a_pipe(qemu: Qemu) -> None:
     assert "running" in result.stdout
     with pytest.raises(json.JSONDecodeError):
         json.loads(result.stdout)
+
+
+def test_wait_retries_until_qemu_creates_the_socket(qemu_factory: Any, tmp_path: Path) -> None:
+    socket_path = tmp_path / "late.sock"
+    proc = subprocess.Popen(
+        [*QMPSH, "--wait", "20", str(socket_path), "-c", "query-status"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)  # qmpsh is retrying by now
+    qemu_factory(
+        machine=(
+            "-machine",
+            "none",
+            "-display",
+            "none",
+            "-nodefaults",
+            "-qmp",
+            f"unix:{socket_path},server=on,wait=off",
+        )
+    )
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert json_lines(out)[0]["status"] == "running"
+
+
+def test_tcp_address_with_localhost(qemu_factory: Any) -> None:
+    from qemu import free_port
+
+    port = free_port()
+    qemu_factory("-qmp", f"tcp:127.0.0.1:{port},server=on,wait=off")
+    result = run(f"localhost:{port}", "-c", "query-status", "--wait", "5")
+    assert result.returncode == 0, result.stderr
+    assert json_lines(result.stdout)[0]["status"] == "running"
+    assert "not loopback" not in result.stderr
