@@ -148,7 +148,8 @@ class Renderer:
 
 
 def _write_line(stream: TextIO, text: str) -> None:
-    stream.write(text + "\n")
+    stream.write(text)  # two writes, not text + "\n": a 64 MiB reply is not copied again
+    stream.write("\n")
     stream.flush()
 
 

@@ -197,9 +197,9 @@ def test_a_64_mib_reply_is_taken_with_bounded_memory(tmp_path: Path) -> None:
     assert outcome.code == 0, outcome.stderr
     assert len(outcome.stdout) > 60 * (1 << 20)
     print(f"64 MiB reply: peak RSS {outcome.peak_rss_mib:.0f} MiB")
-    # Parsing and printing hold a few copies at once (bytes, text, value, JSON out):
-    # bounded by a small multiple of the message, never more.
-    assert outcome.peak_rss_mib < 5 * 64
+    # Parsing and printing hold a few copies at once (bytes, value, JSON out): bounded
+    # by a small multiple of the message (212 MiB measured), never more.
+    assert outcome.peak_rss_mib < 4 * 64
 
 
 def test_greeting_that_never_comes(tmp_path: Path) -> None:
