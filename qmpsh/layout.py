@@ -7,6 +7,7 @@ narrow, and when the application is done.
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING
 
 from prompt_toolkit.filters import Condition, has_focus, is_done
@@ -98,16 +99,12 @@ class EventPaneControl(UIControl):
 
 
 def _wrap(text: str, width: int) -> list[str]:
-    """Cut ``text`` into rows of ``width``; continuation rows are indented two spaces."""
+    """Cut ``text`` into rows of ``width`` at spaces; continuation rows are indented."""
     if len(text) <= width:
         return [text]
-    rows = [text[:width]]
-    rest = text[width:]
-    step = max(width - 2, 1)
-    while rest:
-        rows.append("  " + rest[:step])
-        rest = rest[step:]
-    return rows
+    return textwrap.wrap(
+        text, width, subsequent_indent="  ", break_on_hyphens=False, drop_whitespace=True
+    ) or [text[:width]]
 
 
 def event_pane(ui: ShellUI) -> Container:

@@ -317,3 +317,15 @@ def test_a_pasted_block_runs_each_request_in_turn(session: Session) -> None:
         assert out.index('"running"') < out.index('"qemu"')  # in order, each its own reply
         assert "error" not in out
         assert wait_until(lambda: not run.ui.busy)
+
+
+def test_pane_rows_wrap_at_spaces_with_an_indent() -> None:
+    from qmpsh.layout import _wrap
+
+    assert _wrap("short", 10) == ["short"]
+    line = "#2 13:09:49.319 SPICE_INITIALIZED main:0 127.0.0.1:54108 → 127.0.0.1:50375"
+    rows = _wrap(line, 40)
+    assert all(len(row) <= 40 for row in rows)
+    assert rows[1].startswith("  ") and "127.0.0.1:50375" in rows[-1]  # no address cut
+    assert " ".join(row.strip() for row in rows) == line
+    assert _wrap("x" * 25, 10)[0] == "x" * 10  # one long word is still cut to fit
