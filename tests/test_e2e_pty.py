@@ -29,23 +29,37 @@ def qmpsh_command() -> str:
     return found
 
 
-def spawn_shell(qemu: Qemu, tmp_path: Path) -> pexpect.spawn:
-    env = dict(
+def spawn_qmpsh(args: list[str], tmp_path: Path, **env: str) -> pexpect.spawn:
+    """The installed qmpsh in a 140x40 pty, its history and config in ``tmp_path``."""
+    full_env = dict(
         os.environ,
         TERM="xterm-256color",
         PROMPT_TOOLKIT_NO_CPR="1",  # pexpect does not answer cursor position requests
         QMPSH_HISTFILE=str(tmp_path / "history"),
         XDG_CONFIG_HOME=str(tmp_path / "config"),
+        **env,
     )
-    env.pop("NO_COLOR", None)
-    child = pexpect.spawn(
+    full_env.pop("NO_COLOR", None)
+    return pexpect.spawn(
         qmpsh_command(),
-        [qemu.socket],
+        args,
         dimensions=(40, 140),
-        env=env,
+        env=full_env,
         encoding="utf-8",
         timeout=TIMEOUT,
     )
+
+
+def leave(child: pexpect.spawn) -> None:
+    """Ctrl-D if it still runs, and wait for it to end."""
+    if child.isalive():
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    child.close()
+
+
+def spawn_shell(qemu: Qemu, tmp_path: Path) -> pexpect.spawn:
+    child = spawn_qmpsh([qemu.socket], tmp_path)
     child.expect(PROMPT)
     return child
 
@@ -54,10 +68,7 @@ def spawn_shell(qemu: Qemu, tmp_path: Path) -> pexpect.spawn:
 def shell(qemu: Qemu, tmp_path: Path) -> Iterator[pexpect.spawn]:
     child = spawn_shell(qemu, tmp_path)
     yield child
-    if child.isalive():
-        child.sendcontrol("d")
-        child.expect(pexpect.EOF)
-    child.close()
+    leave(child)
 
 
 def test_tab_completes_and_enter_shows_the_spice_reply(shell: pexpect.spawn, qemu: Qemu) -> None:
@@ -95,9 +106,7 @@ def test_tab_picks_the_value_used_before(qemu: Qemu, tmp_path: Path) -> None:
         child.expect("needs argument 'file'")  # it ran: checked against the schema
         child.expect(PROMPT)
     finally:
-        child.sendcontrol("d")
-        child.expect(pexpect.EOF)
-        child.close()
+        leave(child)
 
 
 def test_quit_asks_and_n_keeps_qemu(shell: pexpect.spawn, qemu: Qemu) -> None:
@@ -147,21 +156,7 @@ def test_dumb_terminal_gets_a_plain_line_loop(qemu: Qemu, tmp_path: Path) -> Non
 def test_readme_first_command_launches_a_throwaway_qemu(tmp_path: Path) -> None:
     """`qmpsh --launch` at a terminal: a QEMU with VNC and SPICE, a prompt, and after
     Ctrl-D no QEMU left behind."""
-    env = dict(
-        os.environ,
-        TERM="xterm-256color",
-        PROMPT_TOOLKIT_NO_CPR="1",
-        QMPSH_HISTFILE=str(tmp_path / "history"),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-    )
-    child = pexpect.spawn(
-        qmpsh_command(),
-        ["--launch"],
-        dimensions=(40, 140),
-        env=env,
-        encoding="utf-8",
-        timeout=TIMEOUT,
-    )
+    child = spawn_qmpsh(["--launch"], tmp_path)
     child.expect(r"launched QEMU \(pid (\d+)\): VNC 127\.0\.0\.1:(\d+), SPICE 127\.0\.0\.1:(\d+)")
     pid, vnc, spice = (int(child.match.group(i)) for i in (1, 2, 3))
     assert vnc >= 5900 and spice > 0 and vnc != spice

@@ -9,7 +9,6 @@ the pipe-input Application harness (state) and in a real pseudo-terminal (screen
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from pathlib import Path
 import pexpect
 import pytest
 from qemu import Qemu
-from test_e2e_pty import TIMEOUT, qmpsh_command
+from test_e2e_pty import leave, spawn_qmpsh
 from test_ui import CTRL_C, Running, make_session, running_ui, toolbar_text, wait_until
 
 NAME = "qmpsh-cancel-vm"  # query-name's reply, unlike anything query-status says
@@ -78,24 +77,11 @@ def test_ctrl_c_drops_the_late_reply_and_the_next_command_gets_its_own(vm: Qemu)
 @pytest.fixture
 def shell(vm: Qemu, tmp_path: Path) -> Iterator[pexpect.spawn]:
     """The installed qmpsh in a pty, as tests/test_e2e_pty.py starts it (JSON replies)."""
-    env = dict(
-        os.environ,
-        TERM="xterm-256color",
-        PROMPT_TOOLKIT_NO_CPR="1",
-        QMPSH_HISTFILE=str(tmp_path / "history"),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        XDG_CACHE_HOME=str(tmp_path / "cache"),
-    )
     args = [vm.socket, "--format", "json", "--color", "never"]
-    child = pexpect.spawn(
-        qmpsh_command(), args, dimensions=(40, 140), env=env, encoding="utf-8", timeout=TIMEOUT
-    )
+    child = spawn_qmpsh(args, tmp_path, XDG_CACHE_HOME=str(tmp_path / "cache"))
     child.expect(PROMPT)
     yield child
-    if child.isalive():
-        child.sendcontrol("d")
-        child.expect(pexpect.EOF)
-    child.close()
+    leave(child)
 
 
 def test_ctrl_c_in_a_terminal_returns_to_the_prompt(shell: pexpect.spawn, vm: Qemu) -> None:
