@@ -81,13 +81,15 @@ class Session:
         client.add_event_listener(self._on_event)
 
     def replace_client(self, client: QmpClient) -> None:
-        """Swap in a new connection (``reconnect``); it takes over the old one's listeners.
+        """Swap in a new connection (``reconnect``).
 
-        The schema is kept when the server is the same QEMU version and read again
+        ``client`` must already carry the old one's listeners: they have to be in place
+        before it connects, or an event sent right after the greeting is missed, so
+        ``reconnect`` wires them then and this does not do it a second time.  The
+        schema is kept when the server is the same QEMU version and read again
         (lazily) when it is not, since a restarted QEMU may be an upgraded one.
         """
         old, self.client = self.client, client
-        client.inherit_listeners(old)
         if (client.version, client.package) != (old.version, old.package):
             self._schema = None
             self.shell_words = REGISTRY.names()
