@@ -8,9 +8,9 @@ import pytest
 from prompt_toolkit.document import Document
 from qemu import Qemu, RawMonitor
 
-from qmpsh.completer import SchemaIndex
 from qmpsh.lexer import DEFAULT_STYLE, Highlighter, QmpLexer, split_lines
-from qmpsh.schema import Schema
+from qmpsh.schema import Schema, SchemaIndex
+from qmpsh.syntax import Syntax
 
 SHELL = frozenset({"help", "exit", "format"})
 
@@ -23,7 +23,7 @@ def schema() -> Iterator[Schema]:
 
 @pytest.fixture(scope="module")
 def highlighter(schema: Schema) -> Highlighter:
-    return Highlighter(SchemaIndex.build(schema), shell_words=SHELL)
+    return Highlighter(SchemaIndex.build(schema), Syntax(shell_words=SHELL))
 
 
 def styles(h: Highlighter, text: str) -> dict[str, str]:
@@ -70,7 +70,7 @@ def test_token_style(highlighter: Highlighter, text: str, word: str, style: str)
 
 
 def test_hmp_mode_styles_the_first_word_as_hmp(schema: Schema) -> None:
-    h = Highlighter(SchemaIndex.build(schema), hmp_mode=True, shell_words=SHELL)
+    h = Highlighter(SchemaIndex.build(schema), Syntax(hmp_mode=True, shell_words=SHELL))
     assert styles(h, "info status")["info"] == "class:command.hmp"
     assert styles(h, "help")["help"] == "class:command.shell"
 

@@ -8,9 +8,29 @@ import pytest
 
 from qmpsh.errors import InputError
 from qmpsh.request import Argument, Command, HmpLine, RawJson, ShellCommand, Transaction
-from qmpsh.syntax import Context, analyze, build_arguments, error_at, is_complete, parse, tokenize
+from qmpsh.syntax import Context, Syntax, Token, build_arguments, error_at
 
 SHELL = frozenset({"help", "exit", "events", "wait"})
+
+
+def language(hmp_mode: bool = False, shell_commands: frozenset[str] = frozenset()) -> Syntax:
+    return Syntax(hmp_mode=hmp_mode, shell_words=shell_commands)
+
+
+def parse(text: str, **mode: Any) -> Any:
+    return language(**mode).parse(text)
+
+
+def is_complete(text: str, **mode: Any) -> bool:
+    return language(**mode).is_complete(text)
+
+
+def analyze(text: str, **mode: Any) -> Context:
+    return language(**mode).analyze(text)
+
+
+def tokenize(text: str, **mode: Any) -> list[Token]:
+    return language(**mode).tokenize(text)
 
 
 def arguments_of(text: str) -> dict[str, Any]:
@@ -580,7 +600,7 @@ ANALYZE = [
     ('cmd x={"a', ctx("none", "cmd", key_path=("x",), word_start=9)),
     (
         "cmd x=1 x=2 bad y=",
-        ctx("value", "cmd", given={"x": 1}, key_path=("y",), word_start=18),
+        ctx("value", "cmd", given={"x": "1"}, key_path=("y",), word_start=18),
     ),
     ("cmd # comment", ctx("none", word_start=13)),
     ("# comment", ctx("none", word_start=9)),
@@ -744,9 +764,9 @@ TOKENS = [
         "transaction( a ) x",
         [("punct", "transaction("), ("command", "a"), ("punct", ")"), ("error", "x")],
     ),
-    ("info status", [("command", "info"), ("value", "status")]),
-    ("hmp info  status", [("command", "hmp"), ("value", "info"), ("value", "status")]),
-    ("query-status?", [("command", "query-status?")]),
+    ("info status", [("shell", "info"), ("value", "status")]),
+    ("hmp info  status", [("shell", "hmp"), ("value", "info"), ("value", "status")]),
+    ("query-status?", [("shell", "query-status?")]),
 ]
 
 
@@ -757,11 +777,11 @@ def test_tokenize(text: str, expected: list[tuple[str, str]]) -> None:
 
 def test_tokenize_shell_and_hmp_lines() -> None:
     assert kinds("wait 'a b'", shell_commands=SHELL) == [
-        ("command", "wait"),
+        ("shell", "wait"),
         ("value", "'a"),
         ("value", "b'"),
     ]
-    assert kinds("x=1 {", hmp_mode=True) == [("command", "x=1"), ("value", "{")]
+    assert kinds("x=1 {", hmp_mode=True) == [("hmp", "x=1"), ("value", "{")]
 
 
 def test_token_offsets_match_text() -> None:
