@@ -189,7 +189,7 @@ def test_unknown_command_offers_no_keys(completer: QmpCompleter) -> None:
 def test_without_a_schema_names_come_from_query_commands(live: LiveValues) -> None:
     bare = QmpCompleter(lambda: None, live)
     assert texts(complete(bare, "he"))[0] == "help"
-    assert texts(complete(bare, "query-sta")) == ["query-status"]
+    assert "query-status" in texts(complete(bare, "query-sta"))
     assert complete(bare, "eject ") == []  # no schema: no argument names
 
 
