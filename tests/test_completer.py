@@ -271,3 +271,25 @@ def test_values_used_before_rank_first(schema: Schema, live: LiveValues) -> None
     assert texts(complete(fresh, "blockdev-add driver=qc"))[:2] == ["qcow", "qcow2"]
     history.append("blockdev-add driver=qcow node-name=d1 file=f1")  # the newest use wins
     assert texts(complete(remembering, "blockdev-add driver=qc"))[:2] == ["qcow", "qcow2"]
+
+
+def test_bool_values_offered_are_those_validation_accepts(
+    completer: QmpCompleter, schema: Schema
+) -> None:
+    from qmpsh.request import Command
+    from qmpsh.syntax import Syntax
+    from qmpsh.validate import type_command
+
+    offered = texts(complete(completer, "eject force="))
+    assert offered
+    for word in offered:
+        request = Syntax().parse(f"eject device=x force={word}")
+        assert isinstance(request, Command)
+        assert type_command(request, schema)["force"] in (True, False)
+
+
+def test_signature_hint_follows_the_sessions_mode(schema: Schema) -> None:
+    from qmpsh.syntax import Syntax
+
+    assert signature_hint(schema, "eject ", Syntax(hmp_mode=True)) == ""  # an HMP line
+    assert signature_hint(schema, "eject ").startswith("eject  device?:str")

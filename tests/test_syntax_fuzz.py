@@ -26,6 +26,7 @@ SHELL = frozenset({"help", "wait", "events"})
 def mode(hmp_mode: bool) -> Syntax:
     return Syntax(hmp_mode=hmp_mode, shell_words=SHELL)
 
+
 # Pieces of the grammar, and things that have broken parsers before.
 FRAGMENTS = [
     "cmd", "query-status", "a", "b.c", "x", "=", ".", ",", ", ", "(", ")", "transaction(",
