@@ -29,7 +29,6 @@ from typing import Any
 from qmpsh.request import Argument
 
 EMPTY: Mapping[str, Any] = {}
-HELP_DEPTH = 3  # nested objects shown by ``help``; recursive types would never end
 LABELLED_FEATURES = ("deprecated", "unstable")  # the features shown beside a name
 # Commands whose schema lists only some arguments: device_add takes any device
 # property (QEMU declares it 'gen': false), so unknown keys are passed through.
@@ -433,10 +432,12 @@ class Schema:
         ``given`` (e.g. ``{"driver": "qcow2"}``) expands a union's chosen variant,
         since listing every variant of blockdev-add would bury the answer.
         """
+        from qmpsh.schema_help import command_help, event_help  # only `help` needs it
+
         if name in self._commands:
-            return _command_help(self, self._commands[name], given)
+            return command_help(self, self._commands[name], given)
         if name in self._events:
-            return _event_help(self, self._events[name], given)
+            return event_help(self, self._events[name], given)
         return []
 
 
@@ -559,99 +560,6 @@ class IndexFollower:
         if self._index is None or self._index.schema is not schema:
             self._index = SchemaIndex.build(schema)
         return self._index
-
-
-# --- help text ------------------------------------------------------------------
-
-
-def _flags(optional: bool, features: Sequence[str]) -> str:
-    words = ["optional" if optional else "required"]
-    words += [f for f in features if f in LABELLED_FEATURES]
-    return ", ".join(words)
-
-
-def _wrap(prefix: str, words: Sequence[str], width: int = 96) -> list[str]:
-    """Wrap a comma list under ``prefix`` so long enums (QKeyCode) stay readable."""
-    lines, line = [], prefix
-    for i, word in enumerate(words):
-        piece = word + ("," if i < len(words) - 1 else "")
-        if len(line) + len(piece) + 1 > width and line.strip() != prefix.strip():
-            lines.append(line.rstrip())
-            line = " " * len(prefix)
-        line += piece + " "
-    lines.append(line.rstrip())
-    return lines
-
-
-def _type_lines(
-    schema: Schema,
-    type_name: str,
-    given: Mapping[str, Any],
-    indent: int,
-    depth: int,
-    outer: tuple[str, ...] = (),
-) -> list[str]:
-    """The member tree of an object type, one line per member, nested objects indented.
-
-    ``outer`` holds the objects already being shown, so recursive types
-    (a qcow2 node's ``file`` is again a block node) are listed once, not forever.
-    """
-    obj = schema.object_branch(type_name)
-    if obj is None or obj in outer:
-        return []
-    pad = " " * indent
-    members = schema.members(obj, given)
-    width = max((len(m.name) for m in members), default=0)
-    lines: list[str] = []
-    for m in members:
-        kind = schema.describe_type(m.type)
-        lines.append(f"{pad}{m.name:<{width}}  {kind}  ({_flags(m.optional, m.features)})")
-        lines += _detail_lines(schema, m, given, indent + 4, depth, (*outer, obj))
-    tag = schema.tag(obj)
-    if tag is not None and schema.variant(obj, given) is None:
-        lines.append(f"{pad}(more members depend on '{tag}': add {tag}=VALUE to see them)")
-    return lines
-
-
-def _detail_lines(
-    schema: Schema,
-    m: Member,
-    given: Mapping[str, Any],
-    indent: int,
-    depth: int,
-    outer: tuple[str, ...],
-) -> list[str]:
-    """Enum values or the nested members below one member line."""
-    target = schema.innermost(m.type)
-    values = schema.enum_values(target)
-    if values:
-        return _wrap(" " * indent + "one of: ", values)
-    if depth <= 1:
-        return []
-    below = given.get(m.name)
-    below = below if isinstance(below, Mapping) else EMPTY
-    return _type_lines(schema, target, below, indent, depth - 1, outer)
-
-
-def _command_help(schema: Schema, info: CommandInfo, given: Mapping[str, Any]) -> list[str]:
-    head = [schema.signature(info.name)]  # with its feature labels
-    if info.allow_oob:
-        head.append("  (allows out-of-band execution)")
-    args = _type_lines(schema, info.arg_type, given, 2, HELP_DEPTH)
-    head += ["arguments:", *args] if args else ["arguments: none"]
-    if schema.members(info.ret_type) or schema.meta(info.ret_type) != "object":
-        head.append(f"returns: {schema.describe_type(info.ret_type)}")
-        head += _type_lines(schema, schema.innermost(info.ret_type), EMPTY, 2, 2)
-    else:
-        head.append("returns: nothing")
-    return head
-
-
-def _event_help(schema: Schema, info: EventInfo, given: Mapping[str, Any]) -> list[str]:
-    labels = f" ({', '.join(info.labels)})" if info.labels else ""
-    head = [f"event {info.name}{labels}"]
-    data = _type_lines(schema, info.arg_type, given, 2, HELP_DEPTH)
-    return head + (["data:", *data] if data else ["data: none"])
 
 
 # --- loading and caching ------------------------------------------------------
