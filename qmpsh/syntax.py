@@ -19,10 +19,7 @@ plus bracketed values) is bounded by ``MAX_DEPTH``.
 
 from __future__ import annotations
 
-import ast
 import functools
-import json
-import math
 import re
 import shlex
 from collections.abc import Callable, Collection, Iterable
@@ -30,6 +27,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from qmpsh.errors import InputError
+from qmpsh.literals import (
+    CLOSERS,
+    MAX_DEPTH,
+    OPENERS,
+    QUOTES,
+    LiteralError,
+    bracketed,
+    json_value,
+    scalar,
+    shown,
+    skip_quote,
+)
 from qmpsh.request import Argument, Command, HmpLine, RawJson, Request, ShellCommand, Transaction
 
 # QAPI names; dots appear in downstream extensions such as __com.redhat_foo.
@@ -39,21 +48,10 @@ _KEYISH = re.compile(r"[A-Za-z0-9_.-]*\Z")
 _TXN = re.compile(r"transaction[ \t]*\(")
 _SPACE = re.compile(r"\s*")
 _NONSPACE = re.compile(r"\S*")
-_INT = re.compile(r"[+-]?[0-9]+\Z")
-_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][+-]?[0-9]+)?\Z")
 _ESCAPE = re.compile(r"\\([\\\"'])")
-_QUOTES = "\"'"
-_JSON_NAMES: dict[str, Any] = {"true": True, "false": False, "null": None}
 # Words that continue a bracketed value across lines rather than start a request.
 _LITERAL_WORDS = frozenset({"true", "false", "null", "True", "False", "None"})
-_OPENERS = "{["
-_CLOSERS = "}]"
-_SHOWN = 40  # characters of a key or word quoted in an error message
 
-# How deep one argument may nest, dotted key parts and bracketed value together (and a
-# whole JSON line).  Real QMP values stay far below; the bound keeps every later step
-# (typing, validation, masking secrets, json.dumps) clear of Python's recursion limit.
-MAX_DEPTH = 128
 
 LexKind = Literal["word", "space", "comment", "open", "sep", "close"]
 TokenKind = Literal[
@@ -126,13 +124,8 @@ class Head(NamedTuple):
     txn: re.Match[str] | None = None  # the ``transaction(`` opener
 
 
-class _Bad(Exception):
-    """A syntax problem at an offset into the whole text; ``parse`` maps it to line/col."""
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.offset = offset
+# A syntax problem at an offset into the whole text; ``parse`` maps it to line/col.
+_Bad = LiteralError
 
 
 # NamedTuples and a plain class rather than frozen dataclasses: each of those costs
@@ -315,31 +308,12 @@ def error_at(text: str, column: int, message: str) -> InputError:
     return InputError(message, offset - line_start + 1, text.count("\n", 0, offset) + 1)
 
 
-def _short(text: str) -> str:
-    """``text`` quoted for a one-line message, cut if it is long."""
-    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + "…"
-
-
 # ---------------------------------------------------------------- scanner
 
 
 def _first_word(text: str) -> tuple[int, int]:
     start = _SPACE.match(text).end()  # type: ignore[union-attr]
     return start, _NONSPACE.match(text, start).end()  # type: ignore[union-attr]
-
-
-def _skip_quote(text: str, i: int) -> int | None:
-    """Index after the quote closing the one at ``i``; a backslash escapes the next char."""
-    quote, j, n = text[i], i + 1, len(text)
-    while j < n:
-        c = text[j]
-        if c == "\\":
-            j += 2
-        elif c == quote:
-            return j + 1
-        else:
-            j += 1
-    return None
 
 
 def _ends_word(text: str, i: int, txn: bool, last: int) -> bool:
@@ -360,17 +334,17 @@ def _scan_word(text: str, i: int, txn: bool, last: int) -> tuple[int, tuple[str,
     n = len(text)
     while i < n:
         c = text[i]
-        if c in _QUOTES:
-            after = _skip_quote(text, i)
+        if c in QUOTES:
+            after = skip_quote(text, i)
             if after is None:
                 return n, ("quote", i)
             i = after
             continue
         if not opened and _ends_word(text, i, txn, last):
             break
-        if c in _OPENERS:
+        if c in OPENERS:
             opened.append(i)
-        elif c in _CLOSERS and opened:
+        elif c in CLOSERS and opened:
             opened.pop()
         i += 1
     return i, (("bracket", opened[0]) if opened else None)
@@ -479,7 +453,7 @@ def _parse_json(text: str, head: Head) -> RawJson:
     if problem is not None and problem[0] == "bracket":
         raise _problem(text, problem)
     try:
-        message = _json(text, MAX_DEPTH)
+        message = json_value(text, MAX_DEPTH)
     except _Bad as bad:
         raise _Bad(f"invalid JSON: {bad.message}", bad.offset) from None
     if not isinstance(message, dict):
@@ -542,7 +516,7 @@ def _shell_fault(text: str, i: int) -> int:
                 return i
             i = end + 1
         elif c == '"':
-            after = _skip_quote(text, i)
+            after = skip_quote(text, i)
             if after is None:
                 return i
             i = after
@@ -557,7 +531,7 @@ def _command(text: str, words: list[_Lexeme], what: str) -> Command:
         raise _problem(text, head.problem)
     name = text[head.start : head.end]
     if not _NAME.match(name):
-        raise _Bad(f"expected {what} name, got {_short(name)}", head.start)
+        raise _Bad(f"expected {what} name, got {shown(name)}", head.start)
     arguments = tuple(_argument(text, lx) for lx in words[1:])
     _nest(arguments, lambda a: None)  # conflicts are syntax errors: report them now
     return Command(name, arguments, head.start + 1)
@@ -568,7 +542,7 @@ def _key_end(word: str) -> int:
     for i, c in enumerate(word):
         if c == "=":
             return i
-        if c in _QUOTES or c in _OPENERS:
+        if c in QUOTES or c in OPENERS:
             return -1
     return -1
 
@@ -579,7 +553,7 @@ def _argument(text: str, lx: _Lexeme) -> Argument:
     word = text[lx.start : lx.end]
     cut = _key_end(word)
     if cut < 0:
-        raise _Bad(f"expected key=value, got {_short(word)}", lx.start)
+        raise _Bad(f"expected key=value, got {shown(word)}", lx.start)
     key = word[:cut]
     path = _key_path(key, lx.start)
     value_start = lx.start + cut + 1
@@ -592,130 +566,24 @@ def _key_path(key: str, offset: int) -> tuple[str, ...]:
     if not key:
         raise _Bad("missing key before '='", offset)
     if key.count(".") >= MAX_DEPTH:
-        raise _Bad(f"key {_short(key)} is nested more than {MAX_DEPTH} levels deep", offset)
+        raise _Bad(f"key {shown(key)} is nested more than {MAX_DEPTH} levels deep", offset)
     path = tuple(key.split("."))
     if not all(_KEY_PART.match(part) for part in path):
-        raise _Bad(f"bad key {_short(key)}: use letters, digits, '-', '_' and dots", offset)
+        raise _Bad(f"bad key {shown(key)}: use letters, digits, '-', '_' and dots", offset)
     return path
 
 
 def _value(raw: str, offset: int, key: str, depth_left: int) -> tuple[str, Any, bool]:
     """(text, schema-blind value, quoted) of one value as typed."""
-    if raw and raw[0] in _QUOTES:
-        closing = _skip_quote(raw, 0) or len(raw)
+    if raw and raw[0] in QUOTES:
+        closing = skip_quote(raw, 0) or len(raw)
         if closing != len(raw):
             raise _Bad("unexpected text after the closing quote", offset + closing)
         plain = _ESCAPE.sub(r"\1", raw[1:-1])
         return plain, plain, True
-    if raw and raw[0] in _OPENERS:
-        return raw, _literal(raw, offset, key, depth_left), False
-    return raw, _scalar(raw), False
-
-
-def _scalar(raw: str) -> Any:
-    """qmp-shell's guesses: ints, true/false in any case, plus null/None and floats."""
-    if _INT.match(raw):
-        try:
-            return int(raw)
-        except ValueError:  # beyond Python's int-from-text limit; the schema decides
-            return raw
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if raw in ("null", "None"):
-        return None
-    if _FLOAT.match(raw):
-        number = float(raw)
-        return number if math.isfinite(number) else raw
-    return raw
-
-
-def _max_depth(text: str) -> int:
-    depth = deepest = 0
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c in _QUOTES:
-            i = _skip_quote(text, i) or n
-            continue
-        if c in _OPENERS:
-            depth += 1
-            deepest = max(deepest, depth)
-        elif c in _CLOSERS:
-            depth -= 1
-        i += 1
-    return deepest
-
-
-def _literal(raw: str, offset: int, key: str, depth_left: int) -> Any:
-    """A bracketed value as JSON, else as a Python literal (never ``eval``)."""
-    if _max_depth(raw) > depth_left:
-        raise _Bad(
-            f"the value of {_short(key)} is nested more than {MAX_DEPTH} levels deep", offset
-        )
-    try:
-        return _json(raw, depth_left)
-    except _Bad as bad:
-        json_error = _Bad(
-            f"the value of {_short(key)} is neither JSON nor a Python literal: {bad.message}",
-            offset + bad.offset,
-        )
-    try:
-        return _python_literal(raw)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        raise json_error from None
-
-
-def _json(text: str, limit: int) -> Any:
-    """``json.loads`` that refuses NaN, Infinity and nesting deeper than ``limit``."""
-    if _max_depth(text) > limit:
-        raise _Bad(f"nested more than {MAX_DEPTH} levels deep", len(text) - len(text.lstrip()))
-    try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
-    except json.JSONDecodeError as err:
-        raise _Bad(err.msg, err.pos) from None
-    except (ValueError, RecursionError, MemoryError) as err:
-        raise _Bad(str(err), len(text) - len(text.lstrip())) from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed in QMP")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return number
-
-
-class _FuzzyJson(ast.NodeTransformer):
-    """Let JSON's true/false/null appear inside Python literals, as qmp-shell does."""
-
-    def visit_Name(self, node: ast.Name) -> ast.AST:
-        if node.id in _JSON_NAMES:
-            return ast.Constant(value=_JSON_NAMES[node.id])
-        return node
-
-
-def _python_literal(raw: str) -> Any:
-    tree = _FuzzyJson().visit(ast.parse(raw, mode="eval"))
-    return _jsonable(ast.literal_eval(tree))
-
-
-def _jsonable(value: Any) -> Any:
-    """Tuples become lists; sets, bytes, complex and NaN are refused: QMP is JSON."""
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise ValueError("object keys must be strings")
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("number out of range")
-    if value is None or isinstance(value, str | int | float):
-        return value
-    raise ValueError(f"{type(value).__name__} is not a JSON value")
+    if raw and raw[0] in OPENERS:
+        return raw, bracketed(raw, offset, key, depth_left), False
+    return raw, scalar(raw), False
 
 
 # ---------------------------------------------------------------- nesting
@@ -748,20 +616,20 @@ class _Nester:
             if below is _MISSING:
                 return  # the rest of the path is new
             if id(below) not in self._parents:
-                dotted = _short(".".join(path[: n + 1]))
+                dotted = shown(".".join(path[: n + 1]))
                 raise _Bad(
-                    f"{dotted} is used both as a value and as a parent of {_short(arg.key)}", offset
+                    f"{dotted} is used both as a value and as a parent of {shown(arg.key)}", offset
                 )
             node = below
         last = node.get(path[-1], _MISSING)
         if last is _MISSING:
             return
         if id(last) in self._parents:
-            child = _short(self._parents[id(last)])
+            child = shown(self._parents[id(last)])
             raise _Bad(
-                f"{_short(arg.key)} is used both as a value and as a parent of {child}", offset
+                f"{shown(arg.key)} is used both as a value and as a parent of {child}", offset
             )
-        raise _Bad(f"key {_short(arg.key)} is set twice", offset)
+        raise _Bad(f"key {shown(arg.key)} is set twice", offset)
 
     def place(self, arg: Argument, value: Any) -> None:
         """Put ``value`` at ``arg``'s path (``check`` first)."""
@@ -915,15 +783,15 @@ def _key_token(text: str, start: int, end: int, base: Context) -> Token:
 
 def _value_kind(raw: str, problem: tuple[str, int] | None, argument: Argument | None) -> TokenKind:
     """How a value is typed without a schema; values still being typed are not errors."""
-    if raw[0] in _QUOTES:
-        closing = _skip_quote(raw, 0)
+    if raw[0] in QUOTES:
+        closing = skip_quote(raw, 0)
         return "string" if closing in (None, len(raw)) else "error"
-    if raw[0] in _OPENERS:
+    if raw[0] in OPENERS:
         ok = problem is not None or argument is not None or _parses(raw)
         return "json" if ok else "error"
     if problem is not None:
         return "value"
-    value = _scalar(raw)
+    value = scalar(raw)
     if value is None or isinstance(value, bool):
         return "keyword"
     return "number" if isinstance(value, int | float) else "value"
@@ -931,7 +799,7 @@ def _value_kind(raw: str, problem: tuple[str, int] | None, argument: Argument | 
 
 def _parses(raw: str) -> bool:
     try:
-        _literal(raw, 0, "", MAX_DEPTH)
+        bracketed(raw, 0, "", MAX_DEPTH)
     except _Bad:
         return False
     return True
@@ -1013,11 +881,11 @@ def _word_context(text: str, lx: _Lexeme, base: Context) -> Context:
         return _with(base, "key", path, word[dot + 1 :], lx.start + dot + 1)
     path = tuple(word[:cut].split("."))
     raw, value_start = word[cut + 1 :], lx.start + cut + 1
-    if raw and raw[0] in _QUOTES:
-        if _skip_quote(raw, 0) is not None:  # the quoted value is finished
+    if raw and raw[0] in QUOTES:
+        if skip_quote(raw, 0) is not None:  # the quoted value is finished
             return _with(base, "none", path, "", len(text))
         return _with(base, "value", path, raw[1:], value_start + 1)
-    if raw and raw[0] in _OPENERS:
+    if raw and raw[0] in OPENERS:
         return _with(base, "none", path, "", len(text))
     return _with(base, "value", path, raw, value_start)
 

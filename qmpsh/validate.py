@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from qmpsh.errors import InputError
+from qmpsh.literals import MAX_DEPTH
 from qmpsh.request import Argument, Command, Transaction
 from qmpsh.schema import ACTION_TAG, Mismatch, Schema, TypeRef, blind_value, dig, takes_any_key
-from qmpsh.syntax import MAX_DEPTH, build_arguments
+from qmpsh.syntax import build_arguments
 
 ENUM_SHOWN = 8  # values listed in an enum error before "… (N in all)"
 

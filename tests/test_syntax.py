@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from qmpsh.errors import InputError
+from qmpsh.literals import MAX_DEPTH
 from qmpsh.request import Argument, Command, HmpLine, RawJson, ShellCommand, Transaction
-from qmpsh.syntax import MAX_DEPTH, Context, Syntax, Token, build_arguments, error_at
+from qmpsh.syntax import Context, Syntax, Token, build_arguments, error_at
 
 SHELL = frozenset({"help", "exit", "events", "wait"})
 
