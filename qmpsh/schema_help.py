@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from qmpsh.schema import EMPTY, LABELLED_FEATURES, CommandInfo, EventInfo, Member, Schema
+from qmpsh.schema import EMPTY, CommandInfo, EventInfo, Member, Schema
 
 HELP_DEPTH = 3  # nested objects shown by ``help``; recursive types would never end
 
 
-def _flags(optional: bool, features: Sequence[str]) -> str:
-    words = ["optional" if optional else "required"]
-    words += [f for f in features if f in LABELLED_FEATURES]
-    return ", ".join(words)
+def _flags(member: Member) -> str:
+    return ", ".join(["optional" if member.optional else "required", *member.labels])
 
 
 def _wrap(prefix: str, words: Sequence[str], width: int = 96) -> list[str]:
@@ -55,7 +53,7 @@ def _type_lines(
     lines: list[str] = []
     for m in members:
         kind = schema.describe_type(m.type)
-        lines.append(f"{pad}{m.name:<{width}}  {kind}  ({_flags(m.optional, m.features)})")
+        lines.append(f"{pad}{m.name:<{width}}  {kind}  ({_flags(m)})")
         lines += _detail_lines(schema, m, given, indent + 4, depth, (*outer, obj))
     tag = schema.tag(obj)
     if tag is not None and schema.variant(obj, given) is None:
