@@ -2,8 +2,9 @@
 
 A logical line may span several physical ones (an open ``{`` or ``transaction(``),
 so lines are gathered until the session's syntax says the text is complete.  A
-bracket left open by mistake ends at the next line that starts a request, so one
-typo costs one request, not the rest of the script.  Errors name the physical line
+bracket left open by mistake ends at the next line that starts a request (in a
+transaction, at its closing ``)``), so one typo costs one request, not the rest of
+the script.  Errors name the physical line
 the request started on.
 """
 
@@ -35,7 +36,7 @@ def logical_lines(lines: Iterable[str], syntax: Callable[[], Syntax]) -> Iterato
             start = number
         pending.append(line)
         text = "\n".join(pending)
-        if syntax().is_complete(text):
+        if syntax().is_complete(text) or syntax().closes(pending[0], line):
             pending = []
             yield start, text
     if pending:  # an unfinished request at EOF: let the parser report what is open

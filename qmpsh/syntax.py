@@ -219,8 +219,8 @@ class Syntax:
 
         A bracket left open in a value (or a JSON line) would otherwise swallow the
         rest of a script; the next line that reads as a request ends it, so the parser
-        reports the open bracket and the requests after it still run.  Transactions
-        are exempt: their lines are action names, which look like requests.
+        reports the open bracket and the requests after it still run.  In a
+        transaction, whose lines are action names, only ``closes`` ends it early.
         """
         if self.head(pending).kind not in ("command", "json"):
             return False
@@ -231,6 +231,10 @@ class Syntax:
         if head.kind != "command":
             return True
         return bool(_NAME.match(word)) and word not in _LITERAL_WORDS
+
+    def closes(self, pending: str, line: str) -> bool:
+        """True when ``line`` (a lone ``)``) ends a transaction a bracket left open."""
+        return line.strip() == ")" and self.head(pending).kind == "transaction"
 
     def tokenize(self, text: str) -> list[Token]:
         """Cut ``text`` into tokens that cover it exactly; never raises (it runs per keystroke)."""

@@ -112,6 +112,16 @@ def test_an_unbalanced_bracket_in_a_value_does_not_swallow_the_script(
     assert len(replies) == 3 and "status" in replies[0] and "status" in replies[2]
 
 
+def test_an_unbalanced_bracket_in_a_transaction_ends_at_its_close(
+    qemu: Qemu, tmp_path: Path
+) -> None:
+    script = "transaction(\n  block-dirty-bitmap-add node=[x name=b\n)\nquery-status\n"
+    outcome = run_script(tmp_path, script, qemu.socket)
+    (line,) = error_lines(outcome)
+    assert line == "error: line 2, col 31: unbalanced '[': it is never closed"
+    assert "status" in json.loads(outcome.stdout)
+
+
 def test_a_value_that_really_spans_lines_still_joins(qemu: Qemu, tmp_path: Path) -> None:
     script = 'qom-get path=/machine property=[\n  "type"\n]\nquery-status\n'
     outcome = run_script(tmp_path, script, "--no-validate", qemu.socket)

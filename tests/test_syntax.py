@@ -866,3 +866,14 @@ def test_nesting_many_dotted_keys_is_linear() -> None:
     assert node == {"a": 1}
     with pytest.raises(InputError, match="nested more than"):
         parse("cmd " + ".".join(["a"] * (parts + 1)) + "=1")
+
+
+def test_a_transaction_with_an_open_bracket_ends_at_its_closing_line() -> None:
+    from qmpsh.script import logical_lines
+
+    lines = ["transaction(", "  a x=[1", "  b", ")", "query-status"]
+    joined = list(logical_lines(lines, Syntax))
+    assert joined == [(1, "transaction(\n  a x=[1\n  b\n)"), (5, "query-status")]
+    with pytest.raises(InputError, match="unbalanced '\\['") as info:
+        Syntax().parse(joined[0][1])
+    assert (info.value.line, info.value.column) == (2, 7)
