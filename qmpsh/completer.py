@@ -14,7 +14,6 @@ Candidates are ranked prefix matches first, then substring matches (``spice`` fi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from prompt_toolkit.completion import (
@@ -29,12 +28,16 @@ from prompt_toolkit.document import Document
 from qmpsh import hmp, shell_commands  # noqa: F401  (registers the shell's own commands)
 from qmpsh.commands import REGISTRY
 from qmpsh.live_values import NODE_KEYS, QOM_PATH_COMMANDS, LiveValues
-from qmpsh.schema import EMPTY, Member, Schema, TypeRef
-from qmpsh.syntax import Context, analyze
+from qmpsh.schema import IndexFollower, Member, Schema, SchemaIndex, TypeRef, dig, takes_any_key
+from qmpsh.syntax import Context, Syntax, syntax_for
 from qmpsh.used_values import UsedValues
 
-BOOL_VALUES = ("true", "false")
-DEVICE_ADD = "device_add"
+DEVICE_ADD = "device_add"  # its driver= values and extra keys come from the live QEMU
+
+
+def default_syntax() -> Syntax:
+    """The plain language with every shell word (a completer without a session)."""
+    return syntax_for(False, REGISTRY.names())
 
 
 # --- matching ---------------------------------------------------------------------
@@ -60,84 +63,6 @@ def rank(word: str, names: Iterable[str]) -> list[str]:
     return prefix + inside
 
 
-# --- what is fixed for one schema -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SchemaIndex:
-    """Line-independent lists, built once per schema so keystrokes stay cheap."""
-
-    schema: Schema
-    commands: tuple[str, ...]  # QMP and shell command names, sorted
-    labels: Mapping[str, str]  # display_meta per command name
-    actions: Mapping[str, str]  # transaction action name → its data type
-
-    @classmethod
-    def build(cls, schema: Schema) -> SchemaIndex:
-        labels = {spec.name: "shell" for spec in REGISTRY.specs()}
-        for name in schema.command_names():
-            labels[name] = _command_label(schema, name)
-        return cls(schema, tuple(sorted(labels)), labels, _transaction_actions(schema))
-
-    def arg_type(self, command: str, in_transaction: bool) -> str | None:
-        """The argument type of a command, or of a transaction action's ``data``."""
-        if in_transaction:
-            return self.actions.get(command)
-        info = self.schema.command(command)
-        return None if info is None else info.arg_type
-
-    def type_in_command(
-        self, command: str, in_transaction: bool, path: Sequence[str], given: Mapping[str, Any]
-    ) -> TypeRef | None:
-        """``Schema.type_at`` that also understands transaction actions."""
-        arg_type = self.arg_type(command, in_transaction)
-        return None if arg_type is None else self.schema.type_in(arg_type, path, given)
-
-
-class IndexFollower:
-    """The SchemaIndex of whatever schema the session has now.
-
-    The session's schema can appear late (loaded lazily) or change (a reconnect to
-    another QEMU version); the index is rebuilt only when the schema object changes.
-    """
-
-    def __init__(self, schema: Callable[[], Schema | None]) -> None:
-        self._schema = schema
-        self._index: SchemaIndex | None = None
-
-    def __call__(self) -> SchemaIndex | None:
-        schema = self._schema()
-        if schema is None:
-            return None
-        if self._index is None or self._index.schema is not schema:
-            self._index = SchemaIndex.build(schema)
-        return self._index
-
-
-def _command_label(schema: Schema, name: str) -> str:
-    info = schema.command(name)
-    if info is None:
-        return "command"
-    flags = [f for f in info.features if f in ("deprecated", "unstable")]
-    return ", ".join(flags) if flags else "command"
-
-
-def _transaction_actions(schema: Schema) -> dict[str, str]:
-    """Action name → data type, read from the ``actions`` member of ``transaction``."""
-    ref = schema.type_at("transaction", ["actions"])
-    if ref is None or ref.element is None:
-        return {}
-    action_type = ref.element
-    tag = schema.tag(action_type)
-    tag_ref = schema.type_in(action_type, [tag]) if tag else None
-    actions: dict[str, str] = {}
-    for name in tag_ref.values if tag_ref else ():
-        data = schema.type_in(action_type, ["data"], {tag: name} if tag else EMPTY)
-        if data is not None:
-            actions[name] = data.name
-    return actions
-
-
 # --- the completer --------------------------------------------------------------------
 
 
@@ -148,14 +73,12 @@ class QmpCompleter(Completer):
         self,
         schema: Callable[[], Schema | None],
         live: LiveValues | None = None,
-        hmp_mode: Callable[[], bool] = lambda: False,
-        shell_words: Callable[[], frozenset[str]] = lambda: REGISTRY.names(),
+        syntax: Callable[[], Syntax] = default_syntax,
         used: UsedValues | None = None,
     ) -> None:
         self._used = used
         self._live = live
-        self._hmp_mode = hmp_mode
-        self._shell_words = shell_words
+        self._syntax = syntax
         self.index = IndexFollower(schema)
 
     def refresh(self) -> None:
@@ -166,11 +89,7 @@ class QmpCompleter(Completer):
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
     ) -> Iterator[Completion]:
-        ctx = analyze(
-            document.text_before_cursor,
-            hmp_mode=self._hmp_mode(),
-            shell_commands=self._shell_words(),
-        )
+        ctx = self._syntax().analyze(document.text_before_cursor)
         if ctx.kind == "shell-argument" and len(document.text_before_cursor.split()) > 2:
             return  # only a shell command's first argument has known words
         yield from self.complete(ctx)
@@ -186,14 +105,15 @@ class QmpCompleter(Completer):
     def _commands(self, ctx: Context) -> Iterator[Completion]:
         index = self.index()
         if ctx.in_transaction:
-            names: Sequence[str] = sorted(index.actions) if index else ()
+            names: Sequence[str] = sorted(index.schema.actions) if index else ()
             yield from _offer(ctx.word, names, lambda _: "action")
             return
-        if index is None:
-            names = sorted(self._shell_words())
-            yield from _offer(ctx.word, names, lambda _: "shell")
-            return
-        yield from _offer(ctx.word, index.commands, lambda n: index.labels.get(n, ""))
+        labels = dict.fromkeys(self._syntax().shell_words, "shell")
+        if index is not None:
+            labels.update(index.labels)
+        elif self._live is not None:  # no schema (qemu-ga, an old QEMU): ask query-commands
+            labels.update(dict.fromkeys(self._live.command_names(), "command"))
+        yield from _offer(ctx.word, sorted(labels), labels.__getitem__)
 
     def _keys(self, ctx: Context) -> Iterator[Completion]:
         """Free keys at the dotted level being typed; the whole dotted key is replaced."""
@@ -201,8 +121,7 @@ class QmpCompleter(Completer):
         if index is None or ctx.command is None:
             return
         parents = list(ctx.key_path)
-        given = dig(ctx.given, parents)
-        candidates = self._key_candidates(index, ctx, parents, given)
+        candidates = self._key_candidates(index, ctx, parents, dig(ctx.given, parents))
         head = "".join(p + "." for p in parents)
         start = -len(head) - len(ctx.word)
         for name, meta in _rank_pairs(ctx.word, candidates):
@@ -213,10 +132,10 @@ class QmpCompleter(Completer):
     ) -> list[tuple[str, str]]:
         """``(name, meta)`` of the keys still free at this level, best first."""
         assert ctx.command is not None
-        members = _members_at(index, ctx, parents)
+        members = index.members_at(ctx.command, ctx.in_transaction, parents, ctx.given)
         free = [m for m in members if m.name not in given]
         pairs = [(m.name, _member_label(index.schema, m)) for m in _best_first(free)]
-        if ctx.command == DEVICE_ADD and not ctx.in_transaction and not parents:
+        if takes_any_key(ctx.command) and not ctx.in_transaction and not parents:
             pairs += self._device_properties(ctx.given, {m.name for m in members})
         return pairs
 
@@ -234,8 +153,8 @@ class QmpCompleter(Completer):
         if index is None or ctx.command is None:
             return
         path = list(ctx.key_path)
-        ref = _type_at(index, ctx, path)
-        names = _typed_values(index.schema, ref)
+        ref = index.type_in_command(ctx.command, ctx.in_transaction, path, ctx.given)
+        names = index.schema.value_words(ref)
         live = self._live_values(ctx, path, ref) if self._live is not None else []
         if _is_qom_path(ctx, path):
             yield from _offer_qom(ctx.word, live)
@@ -284,27 +203,6 @@ _MATCHERS: dict[str, Callable[[QmpCompleter, Context], Iterator[Completion]]] = 
 # --- schema helpers ---------------------------------------------------------------------
 
 
-def dig(given: Mapping[str, Any], path: Sequence[str]) -> Mapping[str, Any]:
-    """The part of ``given`` below a dotted path ({} where nothing was typed yet)."""
-    for key in path:
-        below = given.get(key)
-        given = below if isinstance(below, Mapping) else EMPTY
-    return given
-
-
-def _type_at(index: SchemaIndex, ctx: Context, path: Sequence[str]) -> TypeRef | None:
-    return index.type_in_command(ctx.command or "", ctx.in_transaction, path, ctx.given)
-
-
-def _members_at(index: SchemaIndex, ctx: Context, parents: Sequence[str]) -> list[Member]:
-    """Members of the object at ``parents``, following union tags already typed."""
-    ref = _type_at(index, ctx, parents)
-    obj = None if ref is None else index.schema.object_branch(ref.name)
-    if obj is None:
-        return []
-    return index.schema.members(obj, dig(ctx.given, parents))
-
-
 def _best_first(members: list[Member]) -> list[Member]:
     """Required before optional, deprecated last; otherwise the schema's own order."""
     return sorted(members, key=lambda m: (m.optional, m.deprecated))
@@ -314,22 +212,7 @@ def _member_label(schema: Schema, member: Member) -> str:
     words = [schema.describe_type(member.type)]
     if not member.optional:
         words.append("required")
-    words += [f for f in member.features if f in ("deprecated", "unstable")]
-    return ", ".join(words)
-
-
-def _typed_values(schema: Schema, ref: TypeRef | None) -> list[str]:
-    """Enum values and booleans the type allows, looking into an alternate's branches."""
-    if ref is None:
-        return []
-    if ref.meta == "enum":
-        return list(ref.values)
-    if ref.name == "bool":
-        return list(BOOL_VALUES)
-    found: list[str] = []
-    for choice in ref.choices:
-        found += _typed_values(schema, schema.ref(choice))
-    return found
+    return ", ".join([*words, *member.labels])
 
 
 def _kind(ref: TypeRef | None) -> Callable[[str], str]:
@@ -447,8 +330,7 @@ def completer_for(session: Any, history: Callable[[], Sequence[str]] | None = No
     return QmpCompleter(
         schema=lambda: session.schema,
         live=LiveValues.for_client(session.client),
-        hmp_mode=lambda: bool(session.settings.hmp_mode),
-        shell_words=lambda: frozenset(session.shell_words),
+        syntax=lambda: session.syntax,
         used=UsedValues(history) if history is not None else None,
     )
 
@@ -469,39 +351,23 @@ def make_completer(
 # --- the signature hint ---------------------------------------------------------------------
 
 
-def signature_hint(schema: Schema | None, text_before_cursor: str) -> str:
-    """One toolbar line for the command being typed; the argument under the cursor in [ ]."""
-    ctx = analyze(text_before_cursor)
+def signature_hint(
+    schema: Schema | None, text_before_cursor: str, syntax: Syntax | None = None
+) -> str:
+    """One toolbar line for the command being typed; the argument under the cursor in [ ].
+
+    ``syntax`` is the session's (its mode decides what the line is); the plain
+    language when not given.
+    """
+    ctx = (syntax or default_syntax()).analyze(text_before_cursor)
     if ctx.command is None:
         return ""
-    if schema is None or (schema.command(ctx.command) is None and not ctx.in_transaction):
-        spec = REGISTRY.get(ctx.command)
+    arg_type = schema.arg_type(ctx.command, ctx.in_transaction) if schema else None
+    if schema is None or arg_type is None:
+        spec = None if ctx.in_transaction else REGISTRY.get(ctx.command)
         return f"{spec.usage}  — {spec.summary}" if spec else ""
-    index = SchemaIndex.build(schema) if ctx.in_transaction else None
-    arg_type = _hint_arg_type(schema, index, ctx)
-    if arg_type is None:
-        return ""
-    return _signature_line(schema, ctx, arg_type)
-
-
-def _hint_arg_type(schema: Schema, index: SchemaIndex | None, ctx: Context) -> str | None:
-    if index is not None:
-        return index.actions.get(ctx.command or "")
-    info = schema.command(ctx.command or "")
-    return None if info is None else info.arg_type
-
-
-def _signature_line(schema: Schema, ctx: Context, arg_type: str) -> str:
-    members = schema.members(arg_type, ctx.given)
-    current = _current_member(ctx, [m.name for m in members])
-    parts = [ctx.command or ""]
-    for m in members:
-        part = f"{m.name}{'?' if m.optional else ''}:{schema.describe_type(m.type)}"
-        parts.append(f"[{part}]" if m.name == current else part)
-    info = schema.command(ctx.command or "")
-    if info is not None and info.deprecated:
-        parts.append("(deprecated)")
-    return "  ".join(parts)
+    current = _current_member(ctx, [m.name for m in schema.members(arg_type, ctx.given)])
+    return schema.signature(ctx.command, ctx.given, current, ctx.in_transaction)
 
 
 def _current_member(ctx: Context, names: list[str]) -> str | None:

@@ -13,8 +13,6 @@ from prompt_toolkit.filters import Condition, has_completions
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.keys import Keys
 
-from qmpsh.syntax import is_complete
-
 if TYPE_CHECKING:
     from qmpsh.ui import ShellUI
 
@@ -55,7 +53,7 @@ def shell_bindings(ui: ShellUI) -> KeyBindings:
     @kb.add("enter", filter=~menu_selected & ~confirming)
     def _enter(event: KeyPressEvent) -> None:
         """Run the line when it is complete; otherwise start a continuation line."""
-        if not is_complete(ui.buffer.text, hmp_mode=ui.session.settings.hmp_mode):
+        if not ui.session.syntax.is_complete(ui.buffer.text):
             ui.buffer.insert_text("\n")
         elif ui.busy:
             event.app.output.bell()  # one command at a time; Ctrl-C stops waiting

@@ -181,7 +181,7 @@ def signature(ui: ShellUI) -> str:
     from qmpsh.completer import signature_hint
 
     try:  # ui.schema, not session.schema: drawing must never wait for QEMU
-        hint = signature_hint(ui.schema, ui.buffer.document.text_before_cursor)
+        hint = signature_hint(ui.schema, ui.buffer.document.text_before_cursor, ui.session.syntax)
     except Exception:  # a hint must never break drawing the screen
         return ""
     return str(hint) if hint else ""

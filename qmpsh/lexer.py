@@ -1,9 +1,12 @@
 """Highlighting of the input line, from the same tokenizer and schema as completion.
 
-``syntax.tokenize`` says what each run of text is (command, key, value, …); this
-module adds what only the schema knows — is the command real, is the key a member of
-that command (given the union tags typed so far), is an enum value allowed — and
-maps the answer to a style class.  The classes, which ``style.py`` colours:
+``Syntax.tokenize`` says what each run of text is (command, key, value, …) and, in
+the same pass, in which command and beside which arguments; this module adds what
+only the schema knows — is the command real, is the key a member of that command
+(given the union tags typed so far), and what the value will be sent as
+(``Schema.value_of``: ``id=123`` is a string, ``force=on`` a bool) — and maps the
+answer to a style class.  Without a schema a value is coloured by the schema-blind
+guess that is then sent.  The classes, which ``style.py`` colours:
 
 =========================  ===================================================
 ``class:command``          a QMP command (or transaction action) the schema has
@@ -15,10 +18,10 @@ maps the answer to a style class.  The classes, which ``style.py`` colours:
 ``class:equals``           the ``=`` between key and value
 ``class:value``            an unquoted word value (a string to QMP)
 ``class:value.string``     a quoted string
-``class:value.number``     an integer or float
-``class:value.keyword``    true / false / null
+``class:value.number``     a value sent as an integer or float
+``class:value.keyword``    a value sent as true / false / null
 ``class:value.json``       a ``{…}`` / ``[…]`` value, or a whole JSON line
-``class:value.unknown``    a value outside the member's enum
+``class:value.unknown``    a value the member's type does not take
 ``class:punct``            ``transaction(``, ``,`` and ``)``
 ``class:comment``          ``# …``
 ``class:error``            text that cannot parse (bad key, stray bracket, …)
@@ -27,16 +30,15 @@ maps the answer to a style class.  The classes, which ``style.py`` colours:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.lexers import Lexer
 
-from qmpsh.completer import IndexFollower, SchemaIndex, dig
-from qmpsh.schema import Schema
-from qmpsh.syntax import Context, Token, analyze, tokenize
+from qmpsh.schema import IndexFollower, Mismatch, Schema, SchemaIndex, takes_any_key
+from qmpsh.syntax import Context, Syntax, Token
 
 # Colours for the classes above; ``style.py`` merges this with the UI's own styles.
 DEFAULT_STYLE: dict[str, str] = {
@@ -59,6 +61,10 @@ DEFAULT_STYLE: dict[str, str] = {
 }
 
 _PLAIN = {
+    "command": "class:command",
+    "key": "class:key",
+    "shell": "class:command.shell",
+    "hmp": "class:command.hmp",
     "equals": "class:equals",
     "value": "class:value",
     "string": "class:value.string",
@@ -70,106 +76,86 @@ _PLAIN = {
     "error": "class:error",
     "whitespace": "",
 }
-FREE_FORM_COMMANDS = frozenset({"device_add"})  # keys also come from the device type
+_VALUE_KINDS = frozenset({"value", "string", "number", "keyword", "json"})
 
 
 class Highlighter:
-    """Styles one text against one schema; a new one per keystroke is cheap."""
+    """Styles one text against one schema; a new one per keystroke is cheap.
 
-    def __init__(
-        self,
-        index: SchemaIndex | None,
-        hmp_mode: bool = False,
-        shell_words: Collection[str] = frozenset(),
-    ) -> None:
+    The line is tokenized once and every token carries its context, so styling is
+    linear in the line's length (no token re-reads the text before it).
+    """
+
+    def __init__(self, index: SchemaIndex | None, syntax: Syntax | None = None) -> None:
         self.index = index
-        self.hmp_mode = hmp_mode
-        self.shell_words = shell_words
+        self.syntax = syntax if syntax is not None else Syntax()
 
     def fragments(self, text: str) -> StyleAndTextTuples:
         """``(style, text)`` pairs covering ``text`` exactly."""
-        tokens = tokenize(text, hmp_mode=self.hmp_mode, shell_commands=self.shell_words)
-        return [(self.style(text, t), t.text) for t in tokens]
+        return [(self.style(text, t), t.text) for t in self.syntax.tokenize(text)]
 
     def style(self, text: str, token: Token) -> str:
+        ctx = token.context
+        if ctx is None or self.index is None or ctx.command is None:
+            return _PLAIN.get(token.kind, "")
+        typing = token.end == len(text)
         if token.kind == "command":
-            return self._command_style(text, token)
+            return self._command_style(self.index, ctx, typing)
         if token.kind == "key":
-            return self._key_style(text, token)
-        if token.kind == "value":
-            return self._value_style(text, token)
+            return self._key_style(self.index, ctx, typing)
+        if token.kind in _VALUE_KINDS and ctx.argument is not None:
+            return self._value_style(self.index, ctx, token, typing)
         return _PLAIN.get(token.kind, "")
 
-    def _context(self, text: str, end: int) -> Context:
-        return analyze(text[:end], hmp_mode=self.hmp_mode, shell_commands=self.shell_words)
-
-    def _command_style(self, text: str, token: Token) -> str:
-        name = token.text
-        if self.hmp_mode and name not in self.shell_words:
-            return "class:command.hmp"
-        if name in self.shell_words or name in ("info", "hmp") or name.endswith("?"):
-            return "class:command.shell"
-        if self.index is None:
+    def _command_style(self, index: SchemaIndex, ctx: Context, typing: bool) -> str:
+        name = ctx.word
+        if index.has_command(name, ctx.in_transaction):
             return "class:command"
-        ctx = self._context(text, token.end)
-        known = index_has_command(self.index, name, ctx.in_transaction)
-        if known or (token.end == len(text) and self._is_prefix(name, ctx.in_transaction)):
-            return "class:command"
+        names = index.schema.actions if ctx.in_transaction else index.commands
+        if typing and any(n.startswith(name) for n in names):
+            return "class:command"  # a command still being typed is not an error yet
         return "class:command.unknown"
 
-    def _is_prefix(self, name: str, in_transaction: bool) -> bool:
-        """A command still being typed is not an error yet."""
-        assert self.index is not None
-        names = self.index.actions if in_transaction else self.index.commands
-        return any(n.startswith(name) for n in names)
-
-    def _key_style(self, text: str, token: Token) -> str:
-        ctx = self._context(text, token.end)
-        if self.index is None or ctx.kind != "key" or ctx.command is None:
+    def _key_style(self, index: SchemaIndex, ctx: Context, typing: bool) -> str:
+        command = ctx.command or ""
+        if takes_any_key(command) and not ctx.in_transaction:
+            return "class:key"  # keys also come from the device type
+        if not index.has_command(command, ctx.in_transaction):
+            return "class:key"  # an unknown command is flagged already; not again per key
+        path = (*ctx.key_path, ctx.word)
+        if index.type_in_command(command, ctx.in_transaction, path, ctx.given) is not None:
             return "class:key"
-        if ctx.command in FREE_FORM_COMMANDS and not ctx.in_transaction:
-            return "class:key"
-        typing = token.end == len(text)
-        return "class:key" if self._key_known(ctx, typing) else "class:key.unknown"
+        if typing:
+            members = index.members_at(command, ctx.in_transaction, ctx.key_path, ctx.given)
+            if any(m.name.startswith(ctx.word) for m in members):
+                return "class:key"
+        return "class:key.unknown"
 
-    def _key_known(self, ctx: Context, typing: bool) -> bool:
-        assert self.index is not None
-        arg_type = self.index.arg_type(ctx.command or "", ctx.in_transaction)
-        if arg_type is None:
-            return True  # an unknown command is flagged already; do not repeat it per key
-        schema = self.index.schema
-        if schema.type_in(arg_type, (*ctx.key_path, ctx.word), ctx.given) is not None:
-            return True
-        if not typing:
-            return False
-        parent = schema.type_in(arg_type, ctx.key_path, ctx.given)
-        obj = None if parent is None else schema.object_branch(parent.name)
-        members = schema.members(obj, dig(ctx.given, ctx.key_path)) if obj else []
-        return any(m.name.startswith(ctx.word) for m in members)
-
-    def _value_style(self, text: str, token: Token) -> str:
-        if self.index is None:
-            return "class:value"
-        ctx = self._context(text, token.end)
-        allowed = self._enum_values(ctx)
-        if not allowed or token.text in allowed:
-            return "class:value"
-        if token.end == len(text) and any(v.startswith(token.text) for v in allowed):
-            return "class:value"
-        return "class:value.unknown"
-
-    def _enum_values(self, ctx: Context) -> tuple[str, ...]:
-        assert self.index is not None
-        if ctx.kind != "value" or ctx.command is None:
-            return ()
-        ref = self.index.type_in_command(ctx.command, ctx.in_transaction, ctx.key_path, ctx.given)
-        return ref.values if ref is not None and ref.meta == "enum" else ()
+    def _value_style(self, index: SchemaIndex, ctx: Context, token: Token, typing: bool) -> str:
+        """The class of what the value is sent as, which the schema decides."""
+        assert ctx.argument is not None
+        command = ctx.command or ""
+        ref = index.type_in_command(command, ctx.in_transaction, ctx.key_path, ctx.given)
+        if ref is None:
+            return _PLAIN.get(token.kind, "")  # sent as the parser guessed
+        try:
+            value = index.schema.value_of(ref, ctx.argument)
+        except Mismatch:
+            words = index.schema.value_words(ref)
+            if typing and (not words or any(w.startswith(token.text) for w in words)):
+                return "class:value"  # still being typed
+            return "class:value.unknown"
+        return _class_of(value, ctx.argument.quoted)
 
 
-def index_has_command(index: SchemaIndex, name: str, in_transaction: bool) -> bool:
-    if in_transaction:
-        return name in index.actions
-    return index.schema.command(name) is not None
+def _class_of(value: Any, quoted: bool) -> str:
+    if quoted:
+        return "class:value.string"
+    if value is None or isinstance(value, bool):
+        return "class:value.keyword"
+    if isinstance(value, int | float):
+        return "class:value.number"
+    return "class:value.json" if isinstance(value, dict | list) else "class:value"
 
 
 class QmpLexer(Lexer):
@@ -178,15 +164,13 @@ class QmpLexer(Lexer):
     def __init__(
         self,
         schema: Callable[[], Schema | None],
-        hmp_mode: Callable[[], bool] = lambda: False,
-        shell_words: Callable[[], Collection[str]] = frozenset,
+        syntax: Callable[[], Syntax] = Syntax,
     ) -> None:
-        self._hmp_mode = hmp_mode
-        self._shell_words = shell_words
+        self._syntax = syntax
         self._current_index = IndexFollower(schema)
 
     def lex_document(self, document: Document) -> Callable[[int], StyleAndTextTuples]:
-        highlighter = Highlighter(self._current_index(), self._hmp_mode(), self._shell_words())
+        highlighter = Highlighter(self._current_index(), self._syntax())
         lines = split_lines(highlighter.fragments(document.text))
 
         def get_line(lineno: int) -> StyleAndTextTuples:
@@ -209,8 +193,4 @@ def split_lines(fragments: StyleAndTextTuples) -> list[StyleAndTextTuples]:
 
 def make_lexer(session: Any) -> QmpLexer:
     """The input line's lexer for a session whose schema may still be loading."""
-    return QmpLexer(
-        schema=lambda: session.schema,
-        hmp_mode=lambda: bool(session.settings.hmp_mode),
-        shell_words=lambda: session.shell_words,
-    )
+    return QmpLexer(schema=lambda: session.schema, syntax=lambda: session.syntax)

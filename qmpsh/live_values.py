@@ -137,8 +137,13 @@ class LiveValues:
         fetch = self._fixed("device-list-properties", {"typename": typename}, _pairs)
         return self._cached(f"props:{typename}", fetch, volatile=False)
 
+    def command_names(self) -> list[str]:
+        """QMP command names from ``query-commands``, for a server without a schema."""
+        fetch = self._fixed("query-commands", None, _field("name"))
+        return self._cached("commands", fetch, volatile=False)
+
     def _fixed(
-        self, name: str, args: dict[str, Any], pick: Callable[[Any], list[T]]
+        self, name: str, args: dict[str, Any] | None, pick: Callable[[Any], list[T]]
     ) -> Callable[[], list[T]]:
         return lambda: pick(self._call(name, args))
 

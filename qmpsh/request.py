@@ -34,6 +34,15 @@ class Argument:
     def key(self) -> str:
         return ".".join(self.path)
 
+    @property
+    def given(self) -> Any:
+        """What a union's tag lookup sees: the text of a scalar, parsed JSON for a structure.
+
+        One rule for the completer, the highlighter and validation, so a typed tag
+        selects the same variant in all three.
+        """
+        return self.value if not self.quoted and isinstance(self.value, dict | list) else self.text
+
 
 @dataclass(frozen=True)
 class Command:

@@ -4,24 +4,45 @@ QEMU masks every non-builtin type name as a number and documents nothing, so the
 index answers only structural questions: which commands and events exist, what
 members a type has *given what the user typed so far* (a union's tag selects more
 members), what a dotted path resolves to, and how to name a type to a human.
-Completion, highlighting, the signature hint, ``help`` and validation all ask here,
-so they never disagree.  The raw reply is cached per QEMU version because it is
-about 200 kB and changes only when QEMU does.
+
+Every schema fact is decided here, once: transaction actions, the signature line,
+which commands take any key (``device_add``), which features are worth a label,
+and what a typed word means for a member (``value_of``: ``123`` is a string for a
+``str``, ``on`` a bool for a ``bool``).  Completion, highlighting, the signature
+hint, ``help`` and validation all ask here, so they never disagree.  The raw reply
+is cached per QEMU version because it is about 200 kB and changes only when QEMU does.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from qmpsh.request import Argument
+
 EMPTY: Mapping[str, Any] = {}
-HELP_DEPTH = 3  # nested objects shown by ``help``; recursive types would never end
+LABELLED_FEATURES = ("deprecated", "unstable")  # the features shown beside a name
+# Commands whose schema lists only some arguments: device_add takes any device
+# property (QEMU declares it 'gen': false), so unknown keys are passed through.
+OPEN_COMMANDS = frozenset({"device_add"})
+# What a bare word means for a ``bool`` member; completion offers these words too.
+BOOL_WORDS: Mapping[str, bool] = {
+    "true": True,
+    "false": False,
+    "on": True,
+    "off": False,
+    "yes": True,
+    "no": False,
+}
+ACTION_TAG = "type"  # a transaction action's tag member: {"type": NAME, "data": {...}}
 
 
 class _Featured:
@@ -36,6 +57,11 @@ class _Featured:
     @property
     def unstable(self) -> bool:
         return "unstable" in self.features
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The features a person should see beside the name (deprecated, unstable)."""
+        return tuple(f for f in self.features if f in LABELLED_FEATURES)
 
 
 @dataclass(frozen=True)
@@ -77,6 +103,23 @@ class TypeRef:
     choices: tuple[str, ...] = ()
     element: str | None = None
     values: tuple[str, ...] = ()
+
+
+class Mismatch(Exception):
+    """A typed value does not fit its member's type."""
+
+
+def takes_any_key(command: str) -> bool:
+    """True for a command whose schema lists only some of its arguments (``device_add``)."""
+    return command in OPEN_COMMANDS
+
+
+def dig(given: Mapping[str, Any], path: Sequence[str]) -> Mapping[str, Any]:
+    """The part of ``given`` below a dotted path ({} where nothing was typed yet)."""
+    for key in path:
+        below = given.get(key)
+        given = below if isinstance(below, Mapping) else EMPTY
+    return given
 
 
 def _features(entry: Mapping[str, Any]) -> tuple[str, ...]:
@@ -132,6 +175,32 @@ class Schema:
 
     def event(self, name: str) -> EventInfo | None:
         return self._events.get(name)
+
+    @cached_property
+    def actions(self) -> Mapping[str, str]:
+        """Transaction action name → its ``data`` type, read from ``transaction``'s schema.
+
+        Computed on first use (a benign race between threads computes it twice).
+        """
+        ref = self.type_at("transaction", ["actions"])
+        if ref is None or ref.element is None:
+            return {}
+        union = ref.element
+        tag = self.tag(union) or ACTION_TAG
+        tag_ref = self.type_in(union, [tag])
+        actions: dict[str, str] = {}
+        for name in tag_ref.values if tag_ref else ():
+            data = self.type_in(union, ["data"], {tag: name})
+            if data is not None:
+                actions[name] = data.name
+        return actions
+
+    def arg_type(self, name: str, in_transaction: bool = False) -> str | None:
+        """The argument type of a command, or of a transaction action's ``data``."""
+        if in_transaction:
+            return self.actions.get(name)
+        info = self._commands.get(name)
+        return None if info is None else info.arg_type
 
     # --- types ----------------------------------------------------------------
 
@@ -258,6 +327,67 @@ class Schema:
         below = given.get(key)
         return member.type, below if isinstance(below, Mapping) else EMPTY
 
+    # --- value kinds: what a typed word means for a member -----------------------
+
+    def value_of(self, ref: TypeRef, arg: Argument) -> Any:
+        """The JSON value ``arg`` is sent as where the schema says ``ref``; else ``Mismatch``.
+
+        ``123`` is a string for a ``str`` and a number for an ``int``; ``on`` is true
+        for a ``bool``; a quoted value is always a string.  Objects and arrays must
+        come as JSON of that shape (``validate`` checks their members).  Validation
+        sends this value and the highlighter colours by it, so they agree.
+        """
+        if ref.meta == "builtin":
+            return _SCALARS.get(ref.name, blind_value)(arg)
+        if ref.meta == "enum":
+            if arg.text not in ref.values:
+                raise Mismatch
+            return arg.text
+        if ref.meta == "alternate":
+            return self._alternate_value(ref, arg)
+        expected = list if ref.meta == "array" else dict
+        if arg.quoted or not isinstance(arg.value, expected):
+            raise Mismatch
+        return arg.value
+
+    def _alternate_value(self, ref: TypeRef, arg: Argument) -> Any:
+        """Pick an alternate's branch the way a person would read the value.
+
+        JSON structures go to the object/array branch, a bare ``null`` to null, a
+        value that looks like a number or bool to that branch if there is one, a
+        known enum word to the enum, and anything else to ``str``.
+        """
+        if not arg.quoted and isinstance(arg.value, dict | list):
+            shape = "object" if isinstance(arg.value, dict) else "array"
+            if any(self.meta(c) == shape for c in ref.choices):
+                return arg.value
+            raise Mismatch
+        for choice in self._scalar_order(ref.choices):
+            try:
+                return self.value_of(self.ref(choice) or TypeRef("any", "builtin"), arg)
+            except Mismatch:
+                continue
+        raise Mismatch
+
+    def _scalar_order(self, choices: Sequence[str]) -> list[str]:
+        """Branches to try, most specific first; ``str`` accepts anything, so it goes last."""
+        rank = {"null": 0, "bool": 1, "int": 2, "number": 3, "enum": 4, "str": 5}
+        scalar = [c for c in choices if self.meta(c) in ("builtin", "enum") and c != "any"]
+        return sorted(scalar, key=lambda c: rank.get(c if self.meta(c) == "builtin" else "enum", 6))
+
+    def value_words(self, ref: TypeRef | None) -> list[str]:
+        """The words a member allows outright: enum values and bool words, alternates included."""
+        if ref is None:
+            return []
+        if ref.meta == "enum":
+            return list(ref.values)
+        if ref.name == "bool":
+            return list(BOOL_WORDS)
+        found: list[str] = []
+        for choice in ref.choices:
+            found += self.value_words(self.ref(choice))
+        return found
+
     # --- text for humans ------------------------------------------------------
 
     def describe_type(self, type_name: str) -> str:
@@ -274,12 +404,26 @@ class Schema:
             return "|".join(self.describe_type(m["type"]) for m in entry["members"])
         return str(meta)
 
-    def signature(self, command: str) -> str:
-        """One line for the toolbar hint: ``eject  device?:str  id?:str  force?:bool``."""
-        parts = [command]
-        for m in self.arg_members(command):
-            mark = "?" if m.optional else ""
-            parts.append(f"{m.name}{mark}:{self.describe_type(m.type)}")
+    def signature(
+        self,
+        name: str,
+        given: Mapping[str, Any] = EMPTY,
+        current: str | None = None,
+        in_transaction: bool = False,
+    ) -> str:
+        """One line for ``help`` and the toolbar: ``eject  device?:str  id?:str  force?:bool``.
+
+        ``given`` picks a union's variant; the member named ``current`` is shown in
+        ``[ ]``; a command's labelled features follow in parentheses.
+        """
+        arg_type = self.arg_type(name, in_transaction)
+        parts = [name]
+        for m in self.members(arg_type, given) if arg_type is not None else ():
+            part = f"{m.name}{'?' if m.optional else ''}:{self.describe_type(m.type)}"
+            parts.append(f"[{part}]" if m.name == current else part)
+        info = None if in_transaction else self._commands.get(name)
+        if info is not None and info.labels:
+            parts.append(f"({', '.join(info.labels)})")
         return "  ".join(parts)
 
     def help_lines(self, name: str, given: Mapping[str, Any] = EMPTY) -> list[str]:
@@ -288,106 +432,134 @@ class Schema:
         ``given`` (e.g. ``{"driver": "qcow2"}``) expands a union's chosen variant,
         since listing every variant of blockdev-add would bury the answer.
         """
+        from qmpsh.schema_help import command_help, event_help  # only `help` needs it
+
         if name in self._commands:
-            return _command_help(self, self._commands[name], given)
+            return command_help(self, self._commands[name], given)
         if name in self._events:
-            return _event_help(self, self._events[name], given)
+            return event_help(self, self._events[name], given)
         return []
 
 
-# --- help text ------------------------------------------------------------------
+# --- scalar values -----------------------------------------------------------------
 
 
-def _flags(optional: bool, features: Sequence[str]) -> str:
-    words = ["optional" if optional else "required"]
-    words += [f for f in features if f in ("deprecated", "unstable")]
-    return ", ".join(words)
+def blind_value(arg: Argument) -> Any:
+    """The parser's schema-blind guess (qmp-shell's), sent where the schema says nothing.
 
-
-def _wrap(prefix: str, words: Sequence[str], width: int = 96) -> list[str]:
-    """Wrap a comma list under ``prefix`` so long enums (QKeyCode) stay readable."""
-    lines, line = [], prefix
-    for i, word in enumerate(words):
-        piece = word + ("," if i < len(words) - 1 else "")
-        if len(line) + len(piece) + 1 > width and line.strip() != prefix.strip():
-            lines.append(line.rstrip())
-            line = " " * len(prefix)
-        line += piece + " "
-    lines.append(line.rstrip())
-    return lines
-
-
-def _type_lines(
-    schema: Schema,
-    type_name: str,
-    given: Mapping[str, Any],
-    indent: int,
-    depth: int,
-    outer: tuple[str, ...] = (),
-) -> list[str]:
-    """The member tree of an object type, one line per member, nested objects indented.
-
-    ``outer`` holds the objects already being shown, so recursive types
-    (a qcow2 node's ``file`` is again a block node) are listed once, not forever.
+    That is without a schema, for an open command's extra key, and for ``any``; a
+    quoted value is always a string.
     """
-    obj = schema.object_branch(type_name)
-    if obj is None or obj in outer:
-        return []
-    pad = " " * indent
-    members = schema.members(obj, given)
-    width = max((len(m.name) for m in members), default=0)
-    lines: list[str] = []
-    for m in members:
-        kind = schema.describe_type(m.type)
-        lines.append(f"{pad}{m.name:<{width}}  {kind}  ({_flags(m.optional, m.features)})")
-        lines += _detail_lines(schema, m, given, indent + 4, depth, (*outer, obj))
-    tag = schema.tag(obj)
-    if tag is not None and schema.variant(obj, given) is None:
-        lines.append(f"{pad}(more members depend on '{tag}': add {tag}=VALUE to see them)")
-    return lines
+    return arg.text if arg.quoted else arg.value
 
 
-def _detail_lines(
-    schema: Schema,
-    m: Member,
-    given: Mapping[str, Any],
-    indent: int,
-    depth: int,
-    outer: tuple[str, ...],
-) -> list[str]:
-    """Enum values or the nested members below one member line."""
-    target = schema.innermost(m.type)
-    values = schema.enum_values(target)
-    if values:
-        return _wrap(" " * indent + "one of: ", values)
-    if depth <= 1:
-        return []
-    below = given.get(m.name)
-    below = below if isinstance(below, Mapping) else EMPTY
-    return _type_lines(schema, target, below, indent, depth - 1, outer)
+def _as_int(arg: Argument) -> int:
+    if arg.quoted or isinstance(arg.value, bool):
+        raise Mismatch
+    if isinstance(arg.value, int):
+        return arg.value
+    try:
+        return int(arg.text, 0)
+    except ValueError:
+        raise Mismatch from None
 
 
-def _command_help(schema: Schema, info: CommandInfo, given: Mapping[str, Any]) -> list[str]:
-    head = [schema.signature(info.name)]
-    notes = [f for f in info.features if f in ("deprecated", "unstable")]
-    if info.allow_oob:
-        notes.append("allows out-of-band execution")
-    if notes:
-        head.append("  (" + ", ".join(notes) + ")")
-    args = _type_lines(schema, info.arg_type, given, 2, HELP_DEPTH)
-    head += ["arguments:", *args] if args else ["arguments: none"]
-    if schema.members(info.ret_type) or schema.meta(info.ret_type) != "object":
-        head.append(f"returns: {schema.describe_type(info.ret_type)}")
-        head += _type_lines(schema, schema.innermost(info.ret_type), EMPTY, 2, 2)
-    else:
-        head.append("returns: nothing")
-    return head
+def _as_number(arg: Argument) -> int | float:
+    if arg.quoted or isinstance(arg.value, bool):
+        raise Mismatch
+    if isinstance(arg.value, int | float) and math.isfinite(arg.value):
+        return arg.value
+    try:
+        number = float(arg.text)
+    except ValueError:
+        raise Mismatch from None
+    if not math.isfinite(number):
+        raise Mismatch  # JSON has no NaN or infinity
+    return number
 
 
-def _event_help(schema: Schema, info: EventInfo, given: Mapping[str, Any]) -> list[str]:
-    head = [f"event {info.name}" + (" (deprecated)" if info.deprecated else "")]
-    data = _type_lines(schema, info.arg_type, given, 2, HELP_DEPTH)
-    return head + (["data:", *data] if data else ["data: none"])
+def _as_bool(arg: Argument) -> bool:
+    if arg.quoted:
+        raise Mismatch
+    if isinstance(arg.value, bool):
+        return arg.value
+    word = BOOL_WORDS.get(arg.text.lower())
+    if word is None:
+        raise Mismatch
+    return word
+
+
+def _as_null(arg: Argument) -> None:
+    if arg.quoted or arg.value is not None:
+        raise Mismatch
+
+
+_SCALARS: dict[str, Callable[[Argument], Any]] = {
+    "str": lambda arg: arg.text,  # whatever was typed, even 123 or true
+    "int": _as_int,
+    "number": _as_number,
+    "bool": _as_bool,
+    "null": _as_null,
+    "any": blind_value,
+}
+
+
+# --- the line-independent index for completion and highlighting -----------------------
+
+
+@dataclass(frozen=True)
+class SchemaIndex:
+    """Lists that do not depend on the line, built once per schema so keystrokes stay cheap."""
+
+    schema: Schema
+    commands: tuple[str, ...]  # QMP command names, sorted
+    labels: Mapping[str, str]  # display_meta per command name
+
+    @classmethod
+    def build(cls, schema: Schema) -> SchemaIndex:
+        labels: dict[str, str] = {}
+        for name in schema.command_names():
+            info = schema.command(name)
+            labels[name] = ", ".join(info.labels) if info and info.labels else "command"
+        return cls(schema, tuple(sorted(labels)), labels)
+
+    def has_command(self, name: str, in_transaction: bool) -> bool:
+        return self.schema.arg_type(name, in_transaction) is not None
+
+    def type_in_command(
+        self, command: str, in_transaction: bool, path: Sequence[str], given: Mapping[str, Any]
+    ) -> TypeRef | None:
+        """``Schema.type_at`` that also understands transaction actions."""
+        arg_type = self.schema.arg_type(command, in_transaction)
+        return None if arg_type is None else self.schema.type_in(arg_type, path, given)
+
+    def members_at(
+        self, command: str, in_transaction: bool, parents: Sequence[str], given: Mapping[str, Any]
+    ) -> list[Member]:
+        """Members of the object at a dotted path, following union tags already typed."""
+        ref = self.type_in_command(command, in_transaction, parents, given)
+        obj = None if ref is None else self.schema.object_branch(ref.name)
+        return [] if obj is None else self.schema.members(obj, dig(given, parents))
+
+
+class IndexFollower:
+    """The SchemaIndex of whatever schema the session has now.
+
+    The session's schema can appear late (loaded lazily) or change (a reconnect to
+    another QEMU version); the index is rebuilt only when the schema object changes.
+    """
+
+    def __init__(self, schema: Callable[[], Schema | None]) -> None:
+        self._schema = schema
+        self._index: SchemaIndex | None = None
+
+    def __call__(self) -> SchemaIndex | None:
+        schema = self._schema()
+        if schema is None:
+            return None
+        if self._index is None or self._index.schema is not schema:
+            self._index = SchemaIndex.build(schema)
+        return self._index
 
 
 # --- loading and caching ------------------------------------------------------

@@ -19,7 +19,7 @@ from qmpsh.errors import EXIT_OK, CommandError, InputError, QmpshError
 from qmpsh.events import EventFilter, EventLog, format_spice_sessions, spice_sessions
 from qmpsh.render import Renderer
 from qmpsh.request import Command, HmpLine, RawJson, Request, ShellCommand, Transaction
-from qmpsh.syntax import parse
+from qmpsh.syntax import Syntax, syntax_for
 
 if TYPE_CHECKING:  # schema, validate and hmp are imported when first needed (start-up time)
     from qmpsh.schema import Schema
@@ -115,6 +115,11 @@ class Session:
 
             try:
                 self._schema = load_schema(self._fetch_schema, self._version_key(), None)
+            except CommandError:
+                # No query-qmp-schema (qemu-ga, an old QEMU, another QMP server): go on
+                # untyped, as qmp-shell would.
+                self._schema_failed = True
+                return None
             except QmpshError:
                 # Lost connection: no schema for now (the shell's lexer and completer
                 # must keep working); `reconnect` makes the next use fetch it again.
@@ -137,6 +142,11 @@ class Session:
 
     # -- running lines ---------------------------------------------------------
 
+    @property
+    def syntax(self) -> Syntax:
+        """The input language in this session's mode: every frontend reads lines through it."""
+        return syntax_for(bool(self.settings.hmp_mode), self.shell_words)
+
     def parse(self, text: str) -> Request | None:
         """Parse with this session's mode and shell words (errors keep their column).
 
@@ -147,7 +157,7 @@ class Session:
         key = (text, self.settings.hmp_mode, self.shell_words)
         request = self._parsed.get(key)
         if request is None:
-            request = parse(text, hmp_mode=key[1], shell_commands=key[2])
+            request = self.syntax.parse(text)
             if request is not None and _hashable(request):
                 if len(self._parsed) >= PARSE_CACHE_SIZE:
                     self._parsed.clear()

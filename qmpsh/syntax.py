@@ -7,17 +7,19 @@ say why in one line: a dotted key nests only itself, a bracketed value that is
 neither JSON nor a Python literal is an error rather than a silent string, and
 every error carries the column of the culprit.
 
-One scanner (``_lex``) serves four callers: ``parse`` for the session,
-``tokenize`` for the highlighter, ``analyze`` for the completer and
-``is_complete`` for frontends that join continuation lines, so they can never
-disagree about where a word ends.
+A ``Syntax`` is the language in one mode (HMP or not, and the words that name the
+shell's own commands).  It reads the first word of a line once (``head``) and
+serves four callers from one scanner (``_lex``): ``parse`` for the session,
+``tokenize`` for the highlighter (each token with its completion context, in one
+pass), ``analyze`` for the completer and ``is_complete`` for frontends that join
+continuation lines, so they can never disagree about what a line is or where a
+word ends.  The work per line is linear in its length, and nesting (dotted keys
+plus bracketed values) is bounded by ``MAX_DEPTH``.
 """
 
 from __future__ import annotations
 
-import ast
-import json
-import math
+import functools
 import re
 import shlex
 from collections.abc import Callable, Collection, Iterable
@@ -25,6 +27,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from qmpsh.errors import InputError
+from qmpsh.literals import (
+    CLOSERS,
+    MAX_DEPTH,
+    OPENERS,
+    QUOTES,
+    LiteralError,
+    bracketed,
+    json_value,
+    scalar,
+    shown,
+    skip_quote,
+)
 from qmpsh.request import Argument, Command, HmpLine, RawJson, Request, ShellCommand, Transaction
 
 # QAPI names; dots appear in downstream extensions such as __com.redhat_foo.
@@ -34,21 +48,16 @@ _KEYISH = re.compile(r"[A-Za-z0-9_.-]*\Z")
 _TXN = re.compile(r"transaction[ \t]*\(")
 _SPACE = re.compile(r"\s*")
 _NONSPACE = re.compile(r"\S*")
-_INT = re.compile(r"[+-]?[0-9]+\Z")
-_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][+-]?[0-9]+)?\Z")
 _ESCAPE = re.compile(r"\\([\\\"'])")
-_QUOTES = "\"'"
-_JSON_NAMES: dict[str, Any] = {"true": True, "false": False, "null": None}
-_OPENERS = "{["
-_CLOSERS = "}]"
+# Words that continue a bracketed value across lines rather than start a request.
+_LITERAL_WORDS = frozenset({"true", "false", "null", "True", "False", "None"})
 
-# Deeper values could not be sent anyway: json.dumps and QEMU's parser both give up
-# long before Python's recursion limit would save us.
-MAX_DEPTH = 256
 
 LexKind = Literal["word", "space", "comment", "open", "sep", "close"]
 TokenKind = Literal[
     "command",
+    "shell",
+    "hmp",
     "key",
     "equals",
     "value",
@@ -64,15 +73,11 @@ TokenKind = Literal[
 ContextKind = Literal[
     "command", "key", "value", "hmp-info", "hmp-command", "shell-argument", "none"
 ]
-
-
-class Token(NamedTuple):
-    """A run of the input with one meaning, for the highlighter."""
-
-    kind: TokenKind
-    start: int
-    end: int
-    text: str
+HeadKind = Literal[
+    "blank", "comment", "shell", "hmp-line", "json", "help", "hmp", "info", "transaction", "command"
+]
+# Lines made of plain words (no key=value): a shell command, HMP, ``info``, ``NAME?``.
+_PLAIN_HEADS = frozenset({"shell", "hmp-line", "help", "hmp", "info"})
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,8 @@ class Context:
     ``command`` is the QMP command or transaction action in effect; ``given`` the
     arguments already typed, nested (so unions can follow a typed tag); ``key_path``
     the parent path of a dotted key being typed, or the full key of a value.  The
-    completer replaces ``word``, which starts at ``word_start``.
+    completer replaces ``word``, which starts at ``word_start``.  A value token's
+    context also carries its parsed ``argument``, so the schema can type it.
     """
 
     kind: ContextKind
@@ -92,15 +98,34 @@ class Context:
     key_path: tuple[str, ...] = ()
     word: str = ""
     word_start: int = 0
+    argument: Argument | None = None
 
 
-class _Bad(Exception):
-    """A syntax problem at an offset into the whole text; ``parse`` maps it to line/col."""
+class Token(NamedTuple):
+    """A run of the input with one meaning, for the highlighter.
 
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.offset = offset
+    ``context`` says, for command names, keys and values, what the schema must be
+    asked about them (found in the same pass, so highlighting stays linear).
+    """
+
+    kind: TokenKind
+    start: int
+    end: int
+    text: str
+    context: Context | None = None
+
+
+class Head(NamedTuple):
+    """What the first word makes of a line; decided once, in ``Syntax.head``."""
+
+    kind: HeadKind
+    start: int  # the first word's offset
+    end: int  # and its end
+    txn: re.Match[str] | None = None  # the ``transaction(`` opener
+
+
+# A syntax problem at an offset into the whole text; ``parse`` maps it to line/col.
+_Bad = LiteralError
 
 
 # NamedTuples and a plain class rather than frozen dataclasses: each of those costs
@@ -127,36 +152,136 @@ class _Layout:
         self.after_close: list[_Lexeme] = []
 
 
-# ---------------------------------------------------------------- public API
+# ---------------------------------------------------------------- the language in one mode
 
 
-def parse(
-    text: str, *, hmp_mode: bool = False, shell_commands: Collection[str] = ()
-) -> Request | None:
-    """Turn one logical line into a request; None for blank lines and comments.
+class Syntax:
+    """The input language in one mode; every frontend reads lines through one of these.
 
-    Raises only ``InputError``; for multi-line text its ``line`` is relative (1-based).
+    The mode is fixed at construction, so a caller cannot parse a line in one mode
+    and ask whether it is complete in another (``syntax_for`` shares instances).
     """
-    try:
-        return _parse(text, hmp_mode, shell_commands)
-    except _Bad as bad:
-        raise error_at(text, bad.offset + 1, bad.message) from None
-    except (RecursionError, MemoryError):
-        raise InputError("input is too large or too deeply nested", 1) from None
+
+    __slots__ = ("hmp_mode", "shell_words")
+
+    def __init__(self, *, hmp_mode: bool = False, shell_words: Collection[str] = ()) -> None:
+        self.hmp_mode = hmp_mode
+        self.shell_words = frozenset(shell_words)
+
+    def head(self, text: str) -> Head:
+        """Classify a line by its first word: the one place that ladder is climbed."""
+        start, end = _first_word(text)
+        if start == len(text):
+            return Head("blank", start, end)
+        if text[start] == "#":
+            return Head("comment", start, end)
+        word = text[start:end]
+        if word in self.shell_words:
+            return Head("shell", start, end)
+        if self.hmp_mode:
+            return Head("hmp-line", start, end)
+        if text[start] == "{":
+            return Head("json", start, end)
+        if word.endswith("?"):
+            return Head("help", start, end)
+        if word in ("hmp", "info"):
+            return Head(word, start, end)  # type: ignore[arg-type]
+        txn = _TXN.match(text, start)
+        return Head("command" if txn is None else "transaction", start, end, txn)
+
+    def parse(self, text: str) -> Request | None:
+        """Turn one logical line into a request; None for blank lines and comments.
+
+        Raises only ``InputError``; for multi-line text its ``line`` is relative (1-based).
+        """
+        try:
+            return _PARSERS[(head := self.head(text)).kind](text, head)
+        except _Bad as bad:
+            raise error_at(text, bad.offset + 1, bad.message) from None
+        except (RecursionError, MemoryError):
+            raise InputError("input is too large or too deeply nested", 1) from None
+
+    def is_complete(self, text: str) -> bool:
+        """False while a bracket or ``transaction(`` is still open, so frontends read on.
+
+        An unterminated quote counts as complete: neither JSON nor Python strings span
+        lines, so waiting would only hide the mistake; ``parse`` reports it at once.
+        """
+        if "(" not in text and "[" not in text and "{" not in text:
+            return True  # nothing can be open: the common case, without scanning (scripts)
+        try:
+            return _is_complete(text, self.head(text))
+        except Exception:  # never let a frontend's read loop die on a scanner bug
+            return True
+
+    def breaks_off(self, pending: str, line: str) -> bool:
+        """True when ``line`` starts a new request although ``pending`` is still open.
+
+        A bracket left open in a value (or a JSON line) would otherwise swallow the
+        rest of a script; the next line that reads as a request ends it, so the parser
+        reports the open bracket and the requests after it still run.  In a
+        transaction, whose lines are action names, only ``closes`` ends it early.
+        """
+        if self.head(pending).kind not in ("command", "json"):
+            return False
+        head = self.head(line)
+        if head.kind in ("blank", "comment", "json"):
+            return False
+        word = line[head.start : head.end]
+        if head.kind != "command":
+            return True
+        return bool(_NAME.match(word)) and word not in _LITERAL_WORDS
+
+    def closes(self, pending: str, line: str) -> bool:
+        """True when ``line`` (a lone ``)``) ends a transaction a bracket left open."""
+        return line.strip() == ")" and self.head(pending).kind == "transaction"
+
+    def tokenize(self, text: str) -> list[Token]:
+        """Cut ``text`` into tokens that cover it exactly; never raises (it runs per keystroke)."""
+        try:
+            tokens = _tokenize(text, self.head(text))
+        except Exception:  # a highlighter must not take the prompt down
+            tokens = []
+        if "".join(t.text for t in tokens) != text:
+            return [Token("error", 0, len(text), text)] if text else []
+        return tokens
+
+    def analyze(self, text_before_cursor: str) -> Context:
+        """Say what is expected at the end of ``text_before_cursor``; never raises.
+
+        Inside a multi-line transaction pass every line typed so far, joined with '\\n'.
+        """
+        try:
+            return self._analyze(text_before_cursor)
+        except Exception:  # completion is a convenience; a bug must not break typing
+            return Context("none", word_start=len(text_before_cursor))
+
+    def _analyze(self, text: str) -> Context:
+        head = self.head(text)
+        n, kind = len(text), head.kind
+        if kind == "blank":
+            return Context("hmp-command" if self.hmp_mode else "command", word_start=n)
+        if kind in ("comment", "json") or (kind == "help" and head.end == n):
+            return Context("none", word_start=n)
+        if head.end == n and head.txn is None:  # still typing the first word
+            word = text[head.start :]
+            first: ContextKind = "hmp-command" if kind == "hmp-line" else "command"
+            return Context(first, word=word, word_start=head.start)
+        if kind == "shell":
+            return _shell_context(text, text[head.start : head.end])
+        if kind in ("hmp-line", "info"):
+            return _hmp_context(text, head.start)
+        if kind == "hmp":
+            return _hmp_context(text, head.end)
+        if kind == "help":
+            return Context("none", word_start=n)
+        return _command_context(text, head.txn)
 
 
-def is_complete(text: str, *, hmp_mode: bool = False, shell_commands: Collection[str] = ()) -> bool:
-    """False while a bracket or ``transaction(`` is still open, so frontends read on.
-
-    An unterminated quote counts as complete: neither JSON nor Python strings span
-    lines, so waiting would only hide the mistake; ``parse`` reports it at once.
-    """
-    if "(" not in text and "[" not in text and "{" not in text:
-        return True  # nothing can be open: the common case, without scanning (scripts)
-    try:
-        return _is_complete(text, hmp_mode, shell_commands)
-    except Exception:  # never let a frontend's read loop die on a scanner bug
-        return True
+@functools.lru_cache(maxsize=16)
+def syntax_for(hmp_mode: bool, shell_words: frozenset[str]) -> Syntax:
+    """The shared ``Syntax`` of a mode (a session asks on every line; building is cheap)."""
+    return Syntax(hmp_mode=hmp_mode, shell_words=shell_words)
 
 
 def build_arguments(
@@ -166,38 +291,12 @@ def build_arguments(
     """Nest dotted keys into a dict; ``value_of`` lets the schema retype each value.
 
     A key set twice, or used both as a value and as a parent, is an ``InputError``
-    at the column of the later key.
+    at the column of the later key.  ``value_of`` is asked once per argument, in order.
     """
     try:
         return _nest(arguments, value_of)
     except _Bad as bad:
         raise InputError(bad.message, bad.offset + 1) from None
-
-
-def tokenize(
-    text: str, *, hmp_mode: bool = False, shell_commands: Collection[str] = ()
-) -> list[Token]:
-    """Cut ``text`` into tokens that cover it exactly; never raises (it runs per keystroke)."""
-    try:
-        tokens = _tokenize(text, hmp_mode, shell_commands)
-    except Exception:  # a highlighter must not take the prompt down
-        tokens = []
-    if "".join(t.text for t in tokens) != text:
-        return [Token("error", 0, len(text), text)] if text else []
-    return tokens
-
-
-def analyze(
-    text_before_cursor: str, *, hmp_mode: bool = False, shell_commands: Collection[str] = ()
-) -> Context:
-    """Say what is expected at the end of ``text_before_cursor``; never raises.
-
-    Inside a multi-line transaction pass every line typed so far, joined with '\\n'.
-    """
-    try:
-        return _analyze(text_before_cursor, hmp_mode, shell_commands)
-    except Exception:  # completion is a convenience; a bug must not break typing
-        return Context("none", word_start=len(text_before_cursor))
 
 
 def error_at(text: str, column: int, message: str) -> InputError:
@@ -221,20 +320,6 @@ def _first_word(text: str) -> tuple[int, int]:
     return start, _NONSPACE.match(text, start).end()  # type: ignore[union-attr]
 
 
-def _skip_quote(text: str, i: int) -> int | None:
-    """Index after the quote closing the one at ``i``; a backslash escapes the next char."""
-    quote, j, n = text[i], i + 1, len(text)
-    while j < n:
-        c = text[j]
-        if c == "\\":
-            j += 2
-        elif c == quote:
-            return j + 1
-        else:
-            j += 1
-    return None
-
-
 def _ends_word(text: str, i: int, txn: bool, last: int) -> bool:
     """Whitespace ends a word; in a transaction so do ``, `` and a final ``)``."""
     c = text[i]
@@ -253,17 +338,17 @@ def _scan_word(text: str, i: int, txn: bool, last: int) -> tuple[int, tuple[str,
     n = len(text)
     while i < n:
         c = text[i]
-        if c in _QUOTES:
-            after = _skip_quote(text, i)
+        if c in QUOTES:
+            after = skip_quote(text, i)
             if after is None:
                 return n, ("quote", i)
             i = after
             continue
         if not opened and _ends_word(text, i, txn, last):
             break
-        if c in _OPENERS:
+        if c in OPENERS:
             opened.append(i)
-        elif c in _CLOSERS and opened:
+        elif c in CLOSERS and opened:
             opened.pop()
         i += 1
     return i, (("bracket", opened[0]) if opened else None)
@@ -296,10 +381,6 @@ def _lex_one(text: str, i: int, txn: bool, last: int) -> _Lexeme:
         return _Lexeme("sep" if c == "," else "close", i, i + 1)
     end, problem = _scan_word(text, i, txn, last)
     return _Lexeme("word", i, end, problem)
-
-
-def _txn_match(text: str) -> re.Match[str] | None:
-    return _TXN.match(text, _first_word(text)[0])
 
 
 def _group(text: str, lexemes: list[_Lexeme]) -> _Layout:
@@ -340,28 +421,81 @@ def _problem(text: str, problem: tuple[str, int]) -> _Bad:
 # ---------------------------------------------------------------- parse
 
 
-def _parse(text: str, hmp_mode: bool, shell_commands: Collection[str]) -> Request | None:
-    start, end = _first_word(text)
-    if start == len(text) or text[start] == "#":
-        return None
-    word = text[start:end]
-    if word in shell_commands:
-        return ShellCommand(word, _shell_split(text, end), start + 1)
-    if hmp_mode:
-        return HmpLine(text[start:].rstrip(), start + 1, passthrough=True)
-    if text[start] == "{":
-        return _raw_json(text, start)
-    if word.endswith("?"):
-        argv = (word[:-1],) if len(word) > 1 else ()
-        return ShellCommand("help", argv + _shell_split(text, end), start + 1)
-    if word == "hmp":
-        return _hmp(text, start, end)
-    if word == "info":
-        return HmpLine(text[start:].rstrip(), start + 1)
-    txn = _txn_match(text)
-    if txn is not None:
-        return _transaction(text, txn)
+def _parse_blank(text: str, head: Head) -> None:
+    return None
+
+
+def _parse_shell(text: str, head: Head) -> ShellCommand:
+    return ShellCommand(text[head.start : head.end], _shell_split(text, head.end), head.start + 1)
+
+
+def _parse_hmp_line(text: str, head: Head) -> HmpLine:
+    return HmpLine(text[head.start :].rstrip(), head.start + 1, passthrough=True)
+
+
+def _parse_help(text: str, head: Head) -> ShellCommand:
+    word = text[head.start : head.end]
+    argv = (word[:-1],) if len(word) > 1 else ()
+    return ShellCommand("help", argv + _shell_split(text, head.end), head.start + 1)
+
+
+def _parse_info(text: str, head: Head) -> HmpLine:
+    return HmpLine(text[head.start :].rstrip(), head.start + 1)
+
+
+def _parse_hmp(text: str, head: Head) -> HmpLine:
+    line_start = _SPACE.match(text, head.end).end()  # type: ignore[union-attr]
+    line = text[line_start:].rstrip()
+    if not line:
+        raise _Bad("'hmp' needs a monitor command line, e.g. 'hmp info status'", head.start)
+    return HmpLine(line, line_start + 1, passthrough=True)
+
+
+def _parse_json(text: str, head: Head) -> RawJson:
+    start = head.start
+    _, problem = _scan_word(text, start, False, len(text))
+    if problem is not None and problem[0] == "bracket":
+        raise _problem(text, problem)
+    try:
+        message = json_value(text, MAX_DEPTH)
+    except _Bad as bad:
+        raise _Bad(f"invalid JSON: {bad.message}", bad.offset) from None
+    if not isinstance(message, dict):
+        raise _Bad("a JSON line must be an object", start)
+    name = message.get("execute", message.get("exec-oob"))
+    if not isinstance(name, str):
+        raise _Bad('a JSON line needs "execute" (or "exec-oob") naming a command', start)
+    return RawJson(message)
+
+
+def _parse_transaction(text: str, head: Head) -> Transaction:
+    txn = head.txn
+    assert txn is not None
+    layout = _group(text, _lex(text, txn))
+    actions = tuple(_command(text, seg, "an action") for seg in layout.segments if seg)
+    if layout.close is None:
+        raise _Bad("'transaction(' has no closing ')'", txn.start())
+    if layout.after_close:
+        raise _Bad("unexpected text after ')'", layout.after_close[0].start)
+    return Transaction(actions, txn.start() + 1)
+
+
+def _parse_command(text: str, head: Head) -> Command:
     return _command(text, _group(text, _lex(text, None)).segments[0], "a command")
+
+
+_PARSERS: dict[HeadKind, Callable[[str, Head], Request | None]] = {
+    "blank": _parse_blank,
+    "comment": _parse_blank,
+    "shell": _parse_shell,
+    "hmp-line": _parse_hmp_line,
+    "json": _parse_json,
+    "help": _parse_help,
+    "hmp": _parse_hmp,
+    "info": _parse_info,
+    "transaction": _parse_transaction,
+    "command": _parse_command,
+}
 
 
 def _shell_split(text: str, start: int) -> tuple[str, ...]:
@@ -386,7 +520,7 @@ def _shell_fault(text: str, i: int) -> int:
                 return i
             i = end + 1
         elif c == '"':
-            after = _skip_quote(text, i)
+            after = skip_quote(text, i)
             if after is None:
                 return i
             i = after
@@ -395,47 +529,13 @@ def _shell_fault(text: str, i: int) -> int:
     return n
 
 
-def _hmp(text: str, start: int, end: int) -> HmpLine:
-    line_start = _SPACE.match(text, end).end()  # type: ignore[union-attr]
-    line = text[line_start:].rstrip()
-    if not line:
-        raise _Bad("'hmp' needs a monitor command line, e.g. 'hmp info status'", start)
-    return HmpLine(line, line_start + 1, passthrough=True)
-
-
-def _raw_json(text: str, start: int) -> RawJson:
-    _, problem = _scan_word(text, start, False, len(text))
-    if problem is not None and problem[0] == "bracket":
-        raise _problem(text, problem)
-    try:
-        message = _json(text)
-    except _Bad as bad:
-        raise _Bad(f"invalid JSON: {bad.message}", bad.offset) from None
-    if not isinstance(message, dict):
-        raise _Bad("a JSON line must be an object", start)
-    name = message.get("execute", message.get("exec-oob"))
-    if not isinstance(name, str):
-        raise _Bad('a JSON line needs "execute" (or "exec-oob") naming a command', start)
-    return RawJson(message)
-
-
-def _transaction(text: str, txn: re.Match[str]) -> Transaction:
-    layout = _group(text, _lex(text, txn))
-    actions = tuple(_command(text, seg, "an action") for seg in layout.segments if seg)
-    if layout.close is None:
-        raise _Bad("'transaction(' has no closing ')'", txn.start())
-    if layout.after_close:
-        raise _Bad("unexpected text after ')'", layout.after_close[0].start)
-    return Transaction(actions, txn.start() + 1)
-
-
 def _command(text: str, words: list[_Lexeme], what: str) -> Command:
     head = words[0]
     if head.problem is not None:
         raise _problem(text, head.problem)
     name = text[head.start : head.end]
     if not _NAME.match(name):
-        raise _Bad(f"expected {what} name, got {name!r}", head.start)
+        raise _Bad(f"expected {what} name, got {shown(name)}", head.start)
     arguments = tuple(_argument(text, lx) for lx in words[1:])
     _nest(arguments, lambda a: None)  # conflicts are syntax errors: report them now
     return Command(name, arguments, head.start + 1)
@@ -446,7 +546,7 @@ def _key_end(word: str) -> int:
     for i, c in enumerate(word):
         if c == "=":
             return i
-        if c in _QUOTES or c in _OPENERS:
+        if c in QUOTES or c in OPENERS:
             return -1
     return -1
 
@@ -457,286 +557,245 @@ def _argument(text: str, lx: _Lexeme) -> Argument:
     word = text[lx.start : lx.end]
     cut = _key_end(word)
     if cut < 0:
-        raise _Bad(f"expected key=value, got {word!r}", lx.start)
+        raise _Bad(f"expected key=value, got {shown(word)}", lx.start)
     key = word[:cut]
     path = _key_path(key, lx.start)
     value_start = lx.start + cut + 1
-    plain, value, quoted = _value(word[cut + 1 :], value_start, key)
+    depth_left = MAX_DEPTH - (len(path) - 1)  # a dotted key is nesting too
+    plain, value, quoted = _value(word[cut + 1 :], value_start, key, depth_left)
     return Argument(path, plain, value, quoted, lx.start + 1, value_start + 1)
 
 
 def _key_path(key: str, offset: int) -> tuple[str, ...]:
     if not key:
         raise _Bad("missing key before '='", offset)
+    if key.count(".") >= MAX_DEPTH:
+        raise _Bad(f"key {shown(key)} is nested more than {MAX_DEPTH} levels deep", offset)
     path = tuple(key.split("."))
     if not all(_KEY_PART.match(part) for part in path):
-        raise _Bad(f"bad key {key!r}: use letters, digits, '-', '_' and dots", offset)
+        raise _Bad(f"bad key {shown(key)}: use letters, digits, '-', '_' and dots", offset)
     return path
 
 
-def _value(raw: str, offset: int, key: str) -> tuple[str, Any, bool]:
+def _value(raw: str, offset: int, key: str, depth_left: int) -> tuple[str, Any, bool]:
     """(text, schema-blind value, quoted) of one value as typed."""
-    if raw and raw[0] in _QUOTES:
-        closing = _skip_quote(raw, 0) or len(raw)
+    if raw and raw[0] in QUOTES:
+        closing = skip_quote(raw, 0) or len(raw)
         if closing != len(raw):
             raise _Bad("unexpected text after the closing quote", offset + closing)
         plain = _ESCAPE.sub(r"\1", raw[1:-1])
         return plain, plain, True
-    if raw and raw[0] in _OPENERS:
-        return raw, _literal(raw, offset, key), False
-    return raw, _scalar(raw), False
-
-
-def _scalar(raw: str) -> Any:
-    """qmp-shell's guesses: ints, true/false in any case, plus null/None and floats."""
-    if _INT.match(raw):
-        try:
-            return int(raw)
-        except ValueError:  # beyond Python's int-from-text limit; the schema decides
-            return raw
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if raw in ("null", "None"):
-        return None
-    if _FLOAT.match(raw):
-        number = float(raw)
-        return number if math.isfinite(number) else raw
-    return raw
-
-
-def _max_depth(text: str) -> int:
-    depth = deepest = 0
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c in _QUOTES:
-            i = _skip_quote(text, i) or n
-            continue
-        if c in _OPENERS:
-            depth += 1
-            deepest = max(deepest, depth)
-        elif c in _CLOSERS:
-            depth -= 1
-        i += 1
-    return deepest
-
-
-def _literal(raw: str, offset: int, key: str) -> Any:
-    """A bracketed value as JSON, else as a Python literal (never ``eval``)."""
-    try:
-        return _json(raw)
-    except _Bad as bad:
-        json_error = _Bad(
-            f"the value of {key!r} is neither JSON nor a Python literal: {bad.message}",
-            offset + bad.offset,
-        )
-    try:
-        return _python_literal(raw)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        raise json_error from None
-
-
-def _json(text: str) -> Any:
-    """``json.loads`` that refuses NaN, Infinity and nesting QEMU would not take."""
-    if _max_depth(text) > MAX_DEPTH:
-        raise _Bad(f"nested more than {MAX_DEPTH} levels deep", len(text) - len(text.lstrip()))
-    try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
-    except json.JSONDecodeError as err:
-        raise _Bad(err.msg, err.pos) from None
-    except (ValueError, RecursionError, MemoryError) as err:
-        raise _Bad(str(err), len(text) - len(text.lstrip())) from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed in QMP")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return number
-
-
-class _FuzzyJson(ast.NodeTransformer):
-    """Let JSON's true/false/null appear inside Python literals, as qmp-shell does."""
-
-    def visit_Name(self, node: ast.Name) -> ast.AST:
-        if node.id in _JSON_NAMES:
-            return ast.Constant(value=_JSON_NAMES[node.id])
-        return node
-
-
-def _python_literal(raw: str) -> Any:
-    tree = _FuzzyJson().visit(ast.parse(raw, mode="eval"))
-    return _jsonable(ast.literal_eval(tree))
-
-
-def _jsonable(value: Any) -> Any:
-    """Tuples become lists; sets, bytes, complex and NaN are refused: QMP is JSON."""
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise ValueError("object keys must be strings")
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("number out of range")
-    if value is None or isinstance(value, str | int | float):
-        return value
-    raise ValueError(f"{type(value).__name__} is not a JSON value")
+    if raw and raw[0] in OPENERS:
+        return raw, bracketed(raw, offset, key, depth_left), False
+    return raw, scalar(raw), False
 
 
 # ---------------------------------------------------------------- nesting
 
+_MISSING = object()
+
+
+class _Nester:
+    """Nests dotted keys into one object, refusing clashes, in time linear in the key parts.
+
+    Objects made for a dotted key's parents are told from objects given as values by
+    identity (``_parents`` maps each to the key that made it), so no set of path
+    prefixes is built: a key with thousands of parts costs its length, not its square.
+    """
+
+    __slots__ = ("_parents", "root")
+
+    def __init__(self) -> None:
+        self.root: dict[str, Any] = {}
+        self._parents: dict[int, str] = {}
+
+    def check(self, arg: Argument) -> None:
+        """Refuse ``arg`` if its path clashes with an argument added before."""
+        offset, path = arg.key_column - 1, arg.path
+        if not path:
+            raise _Bad("missing key", offset)
+        node = self.root
+        for n, part in enumerate(path[:-1]):
+            below = node.get(part, _MISSING)
+            if below is _MISSING:
+                return  # the rest of the path is new
+            if id(below) not in self._parents:
+                dotted = shown(".".join(path[: n + 1]))
+                raise _Bad(
+                    f"{dotted} is used both as a value and as a parent of {shown(arg.key)}", offset
+                )
+            node = below
+        last = node.get(path[-1], _MISSING)
+        if last is _MISSING:
+            return
+        if id(last) in self._parents:
+            child = shown(self._parents[id(last)])
+            raise _Bad(
+                f"{shown(arg.key)} is used both as a value and as a parent of {child}", offset
+            )
+        raise _Bad(f"key {shown(arg.key)} is set twice", offset)
+
+    def place(self, arg: Argument, value: Any) -> None:
+        """Put ``value`` at ``arg``'s path (``check`` first)."""
+        node = self.root
+        for part in arg.path[:-1]:
+            below = node.get(part, _MISSING)
+            if below is _MISSING:
+                below = node[part] = {}
+                self._parents[id(below)] = arg.key
+            node = below
+        node[arg.path[-1]] = value
+
 
 def _nest(arguments: Iterable[Argument], value_of: Callable[[Argument], Any]) -> dict[str, Any]:
-    root: dict[str, Any] = {}
-    leaves: set[tuple[str, ...]] = set()
-    parents: dict[tuple[str, ...], str] = {}
+    nester = _Nester()
     for arg in arguments:
-        _claim(arg, leaves, parents)
-        _place(root, arg.path, value_of(arg))
-    return root
-
-
-def _claim(
-    arg: Argument, leaves: set[tuple[str, ...]], parents: dict[tuple[str, ...], str]
-) -> None:
-    """Record ``arg``'s path, refusing one that clashes with an earlier argument."""
-    offset, path = arg.key_column - 1, arg.path
-    if not path:
-        raise _Bad("missing key", offset)
-    for n in range(1, len(path)):
-        prefix = path[:n]
-        if prefix in leaves:
-            dotted = ".".join(prefix)
-            raise _Bad(f"{dotted!r} is used both as a value and as a parent of {arg.key!r}", offset)
-        parents.setdefault(prefix, arg.key)
-    if path in leaves:
-        raise _Bad(f"key {arg.key!r} is set twice", offset)
-    if path in parents:
-        child = parents[path]
-        raise _Bad(f"{arg.key!r} is used both as a value and as a parent of {child!r}", offset)
-    leaves.add(path)
-
-
-def _place(root: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    node = root
-    for part in path[:-1]:
-        node = node.setdefault(part, {})
-    node[path[-1]] = value
+        nester.check(arg)
+        nester.place(arg, value_of(arg))
+    return nester.root
 
 
 # ---------------------------------------------------------------- is_complete
 
 
-def _is_complete(text: str, hmp_mode: bool, shell_commands: Collection[str]) -> bool:
-    start, end = _first_word(text)
-    if start == len(text) or text[start] == "#":
+def _is_complete(text: str, head: Head) -> bool:
+    if head.kind in ("blank", "comment") or head.kind in _PLAIN_HEADS:
         return True
-    word = text[start:end]
-    if hmp_mode or word in shell_commands or word in ("hmp", "info") or word.endswith("?"):
-        return True
-    txn = _txn_match(text)
-    lexemes = _lex(text, txn)
+    lexemes = _lex(text, head.txn)
     for lx in lexemes:
         if lx.problem is not None:
             return lx.problem[0] == "quote"
-    return txn is None or any(lx.kind == "close" for lx in lexemes)
+    return head.txn is None or any(lx.kind == "close" for lx in lexemes)
 
 
 # ---------------------------------------------------------------- tokenize
 
 
-def _tokenize(text: str, hmp_mode: bool, shell_commands: Collection[str]) -> list[Token]:
-    start, end = _first_word(text)
-    if start == len(text):
+def _tokenize(text: str, head: Head) -> list[Token]:
+    start, end = head.start, head.end
+    if head.kind == "blank":
         return [_token("whitespace", text, 0, start)] if text else []
-    head = [_token("whitespace", text, 0, start)] if start else []
-    word = text[start:end]
-    if text[start] == "#":
-        return [*head, _token("comment", text, start, len(text))]
-    if hmp_mode or word in shell_commands or word in ("hmp", "info") or word.endswith("?"):
-        return head + _plain_tokens(text, start, end)
-    if text[start] == "{":
+    lead = [_token("whitespace", text, 0, start)] if start else []
+    if head.kind == "comment":
+        return [*lead, _token("comment", text, start, len(text))]
+    if head.kind in _PLAIN_HEADS:
+        return lead + _plain_tokens(text, start, end, "hmp" if head.kind == "hmp-line" else "shell")
+    if head.kind == "json":
         body_end = len(text.rstrip())
         tail = [_token("whitespace", text, body_end, len(text))] if body_end < len(text) else []
-        return [*head, _token("json", text, start, body_end), *tail]
-    return _lexeme_tokens(text, _lex(text, _txn_match(text)))
+        return [*lead, _token("json", text, start, body_end), *tail]
+    return _lexeme_tokens(text, _lex(text, head.txn), head.txn is not None)
 
 
-def _token(kind: TokenKind, text: str, start: int, end: int) -> Token:
-    return Token(kind, start, end, text[start:end])
+def _token(kind: TokenKind, text: str, start: int, end: int, ctx: Context | None = None) -> Token:
+    return Token(kind, start, end, text[start:end], ctx)
 
 
-def _plain_tokens(text: str, start: int, end: int) -> list[Token]:
+def _plain_tokens(text: str, start: int, end: int, first: TokenKind) -> list[Token]:
     """HMP and shell-command lines: a command word, then plain words."""
-    tokens = [_token("command", text, start, end)]
+    tokens = [_token(first, text, start, end)]
     for match in re.finditer(r"\s+|\S+", text[end:]):
         kind: TokenKind = "whitespace" if match.group().isspace() else "value"
         tokens.append(_token(kind, text, end + match.start(), end + match.end()))
     return tokens
 
 
-def _lexeme_tokens(text: str, lexemes: list[_Lexeme]) -> list[Token]:
+class _Segments:
+    """Per word of a line: the context of the command (or action) it belongs to.
+
+    Built once per line, so every token learns its command and the arguments given
+    beside it without re-reading the line (the highlighter used to, per token).
+    """
+
+    def __init__(self, text: str, lexemes: list[_Lexeme], in_txn: bool) -> None:
+        self.base: dict[int, Context] = {}  # word start → its segment's context
+        self.names: set[int] = set()  # starts of the words that name a command
+        self.arguments: dict[int, Argument] = {}  # word start → the argument it parses to
+        for segment in _group(text, lexemes).segments:
+            if segment:
+                self._add(text, segment, in_txn)
+
+    def _add(self, text: str, segment: list[_Lexeme], in_txn: bool) -> None:
+        name = segment[0]
+        self.names.add(name.start)
+        given = _given(text, segment[1:], self.arguments)
+        base = Context("key", text[name.start : name.end], in_txn, given)
+        for lx in segment:
+            self.base[lx.start] = base
+
+
+def _lexeme_tokens(text: str, lexemes: list[_Lexeme], in_txn: bool) -> list[Token]:
+    segments = _Segments(text, lexemes, in_txn)
     tokens: list[Token] = []
-    in_txn = any(lx.kind == "open" for lx in lexemes)
-    expect_name, closed = True, False
+    closed = False
     for lx in lexemes:
-        kind: TokenKind
+        base = segments.base.get(lx.start) if lx.kind == "word" else None
         if lx.kind == "space":
-            kind = "whitespace"
-            if in_txn and not closed and "\n" in text[lx.start : lx.end]:
-                expect_name = True
+            tokens.append(_token("whitespace", text, lx.start, lx.end))
         elif lx.kind == "comment":
-            kind = "comment"
+            tokens.append(_token("comment", text, lx.start, lx.end))
         elif lx.kind != "word":  # transaction( , )
-            kind = "error" if closed else "punct"
-            expect_name, closed = lx.kind != "close", closed or lx.kind == "close"
-        elif expect_name and not closed:
-            kind, expect_name = _name_kind(text, lx), False
+            tokens.append(_token("error" if closed else "punct", text, lx.start, lx.end))
+            closed = closed or lx.kind == "close"
+        elif base is None:  # after the closing ')'
+            tokens.append(_token("error", text, lx.start, lx.end))
+        elif lx.start in segments.names:
+            tokens.append(_name_token(text, lx, base))
         else:
-            tokens.extend(_argument_tokens(text, lx, closed))
-            continue
-        tokens.append(_token(kind, text, lx.start, lx.end))
+            tokens += _argument_tokens(text, lx, base, segments.arguments.get(lx.start))
     return tokens
 
 
-def _name_kind(text: str, lx: _Lexeme) -> TokenKind:
+def _name_token(text: str, lx: _Lexeme, base: Context) -> Token:
     ok = lx.problem is None and _NAME.match(text[lx.start : lx.end])
-    return "command" if ok else "error"
+    ctx = Context("command", base.command, base.in_transaction, word=base.command or "")
+    return _token("command" if ok else "error", text, lx.start, lx.end, ctx if ok else None)
 
 
-def _argument_tokens(text: str, lx: _Lexeme, closed: bool) -> list[Token]:
+def _argument_tokens(
+    text: str, lx: _Lexeme, base: Context, argument: Argument | None
+) -> list[Token]:
     word = text[lx.start : lx.end]
     cut = _key_end(word)
-    if cut < 0 or closed:
-        typing = lx.end == len(text) and _KEYISH.match(word) and not closed
-        return [_token("key" if typing else "error", text, lx.start, lx.end)]
+    if cut < 0:
+        if lx.end == len(text) and _KEYISH.match(word):  # a key still being typed
+            dot = word.rfind(".")
+            path = tuple(word[:dot].split(".")) if dot >= 0 else ()
+            ctx = _with(base, "key", path, word[dot + 1 :], lx.start + dot + 1)
+            return [_token("key", text, lx.start, lx.end, ctx)]
+        return [_token("error", text, lx.start, lx.end)]
     equals = lx.start + cut
     tokens = [_token("equals", text, equals, equals + 1)]
     if cut:
-        key_ok = all(_KEY_PART.match(p) for p in word[:cut].split("."))
-        tokens.insert(0, _token("key" if key_ok else "error", text, lx.start, equals))
+        tokens.insert(0, _key_token(text, lx.start, equals, base))
     if equals + 1 < lx.end:
-        kind = _value_kind(word[cut + 1 :], lx.problem)
-        tokens.append(_token(kind, text, equals + 1, lx.end))
+        raw = word[cut + 1 :]
+        path = argument.path if argument is not None else ()
+        ctx = _with(base, "value", path, raw, equals + 1, argument)
+        kind = _value_kind(raw, lx.problem, argument)
+        tokens.append(_token(kind, text, equals + 1, lx.end, ctx))
     return tokens
 
 
-def _value_kind(raw: str, problem: tuple[str, int] | None) -> TokenKind:
-    """How a value would be typed; values still being typed are not shown as errors."""
-    if raw[0] in _QUOTES:
-        closing = _skip_quote(raw, 0)
+def _key_token(text: str, start: int, end: int, base: Context) -> Token:
+    parts = text[start:end].split(".")
+    if not all(_KEY_PART.match(p) for p in parts):
+        return _token("error", text, start, end)
+    last = end - len(parts[-1])
+    return _token("key", text, start, end, _with(base, "key", tuple(parts[:-1]), parts[-1], last))
+
+
+def _value_kind(raw: str, problem: tuple[str, int] | None, argument: Argument | None) -> TokenKind:
+    """How a value is typed without a schema; values still being typed are not errors."""
+    if raw[0] in QUOTES:
+        closing = skip_quote(raw, 0)
         return "string" if closing in (None, len(raw)) else "error"
-    if raw[0] in _OPENERS:
-        return "json" if problem is not None or _parses(raw) else "error"
+    if raw[0] in OPENERS:
+        ok = problem is not None or argument is not None or _parses(raw)
+        return "json" if ok else "error"
     if problem is not None:
         return "value"
-    value = _scalar(raw)
+    value = scalar(raw)
     if value is None or isinstance(value, bool):
         return "keyword"
     return "number" if isinstance(value, int | float) else "value"
@@ -744,37 +803,13 @@ def _value_kind(raw: str, problem: tuple[str, int] | None) -> TokenKind:
 
 def _parses(raw: str) -> bool:
     try:
-        _literal(raw, 0, "")
+        bracketed(raw, 0, "", MAX_DEPTH)
     except _Bad:
         return False
     return True
 
 
 # ---------------------------------------------------------------- analyze
-
-
-def _analyze(text: str, hmp_mode: bool, shell_commands: Collection[str]) -> Context:
-    n = len(text)
-    start, end = _first_word(text)
-    if start == n:
-        return Context("hmp-command" if hmp_mode else "command", word_start=n)
-    if text[start] in "#{":
-        return Context("none", word_start=n)
-    word = text[start:end]
-    txn = _txn_match(text)
-    if end == n and txn is None:
-        if word.endswith("?"):
-            return Context("none", word_start=n)
-        return Context("hmp-command" if hmp_mode else "command", word=word, word_start=start)
-    if word in shell_commands:
-        return _shell_context(text, word)
-    if hmp_mode or word == "info":
-        return _hmp_context(text, start)
-    if word == "hmp":
-        return _hmp_context(text, end)
-    if word.endswith("?"):
-        return Context("none", word_start=n)
-    return _command_context(text, txn)
 
 
 def _last_word(text: str) -> tuple[str, int]:
@@ -819,19 +854,24 @@ def _command_context(text: str, txn: re.Match[str] | None) -> Context:
     return _word_context(text, segment[-1], Context("key", name, in_txn, given))
 
 
-def _given(text: str, lexemes: list[_Lexeme]) -> dict[str, Any]:
-    """Arguments typed so far, skipping any that are broken or clash."""
-    root: dict[str, Any] = {}
-    leaves: set[tuple[str, ...]] = set()
-    parents: dict[tuple[str, ...], str] = {}
+def _given(
+    text: str, lexemes: list[_Lexeme], parsed: dict[int, Argument] | None = None
+) -> dict[str, Any]:
+    """Arguments typed so far, skipping any that are broken or clash (``parsed`` collects them)."""
+    nester = _Nester()
     for lx in lexemes:
         try:
             arg = _argument(text, lx)
-            _claim(arg, leaves, parents)
         except _Bad:
             continue
-        _place(root, arg.path, arg.value)
-    return root
+        if parsed is not None:
+            parsed[lx.start] = arg
+        try:
+            nester.check(arg)
+        except _Bad:
+            continue
+        nester.place(arg, arg.given)
+    return nester.root
 
 
 def _word_context(text: str, lx: _Lexeme, base: Context) -> Context:
@@ -845,14 +885,21 @@ def _word_context(text: str, lx: _Lexeme, base: Context) -> Context:
         return _with(base, "key", path, word[dot + 1 :], lx.start + dot + 1)
     path = tuple(word[:cut].split("."))
     raw, value_start = word[cut + 1 :], lx.start + cut + 1
-    if raw and raw[0] in _QUOTES:
-        if _skip_quote(raw, 0) is not None:  # the quoted value is finished
+    if raw and raw[0] in QUOTES:
+        if skip_quote(raw, 0) is not None:  # the quoted value is finished
             return _with(base, "none", path, "", len(text))
         return _with(base, "value", path, raw[1:], value_start + 1)
-    if raw and raw[0] in _OPENERS:
+    if raw and raw[0] in OPENERS:
         return _with(base, "none", path, "", len(text))
     return _with(base, "value", path, raw, value_start)
 
 
-def _with(base: Context, kind: ContextKind, path: tuple[str, ...], word: str, at: int) -> Context:
-    return Context(kind, base.command, base.in_transaction, base.given, path, word, at)
+def _with(
+    base: Context,
+    kind: ContextKind,
+    path: tuple[str, ...],
+    word: str,
+    at: int,
+    argument: Argument | None = None,
+) -> Context:
+    return Context(kind, base.command, base.in_transaction, base.given, path, word, at, argument)

@@ -201,7 +201,8 @@ class ShellUI:
         if text.strip():
             self.buffer.append_to_history()
         self.buffer.reset()
-        requests = [request for _, request in logical_lines(text.splitlines())]
+        lines = logical_lines(text.splitlines(), lambda: self.session.syntax)
+        requests = [request for _, request in lines]
         if len(requests) > 1:
             self._queued_lines.extend(requests)
             self.run_queued()

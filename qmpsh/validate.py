@@ -10,24 +10,16 @@ parameter`` into an error that points at the column the user got wrong.
 from __future__ import annotations
 
 import difflib
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from qmpsh.errors import InputError
+from qmpsh.literals import MAX_DEPTH
 from qmpsh.request import Argument, Command, Transaction
-from qmpsh.schema import Schema, TypeRef
+from qmpsh.schema import ACTION_TAG, Mismatch, Schema, TypeRef, blind_value, dig, takes_any_key
 from qmpsh.syntax import build_arguments
 
-# Commands whose schema lists only some arguments: device_add takes any device
-# property (QEMU declares it 'gen': false), so unknown keys are passed through.
-OPEN_COMMANDS = frozenset({"device_add"})
-BOOL_WORDS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
 ENUM_SHOWN = 8  # values listed in an enum error before "… (N in all)"
-
-
-class _Mismatch(Exception):
-    """A value does not fit a type; the caller adds the key and the column."""
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -50,79 +42,21 @@ def _nest(pairs: Iterable[tuple[Argument, Any]]) -> dict[str, Any]:
     return build_arguments([arg for arg, _ in pairs], lambda _arg: next(typed))
 
 
-def _blind(arg: Argument) -> Any:
-    """The parser's schema-blind value; a quoted value is always a string."""
-    return arg.text if arg.quoted else arg.value
-
-
-def _given(arg: Argument) -> Any:
-    """What a union tag lookup sees: the raw text for scalars, parsed JSON for structures."""
-    return arg.value if not arg.quoted and isinstance(arg.value, (dict, list)) else arg.text
-
-
 def _blind_tree(arguments: Sequence[Argument]) -> dict[str, Any]:
-    return _nest((a, _blind(a)) for a in arguments)
-
-
-# --- scalar conversions -----------------------------------------------------------
-
-
-def _as_int(arg: Argument) -> int:
-    if arg.quoted or isinstance(arg.value, bool):
-        raise _Mismatch
-    if isinstance(arg.value, int):
-        return arg.value
-    try:
-        return int(arg.text, 0)
-    except ValueError:
-        raise _Mismatch from None
-
-
-def _as_number(arg: Argument) -> int | float:
-    if arg.quoted or isinstance(arg.value, bool):
-        raise _Mismatch
-    if isinstance(arg.value, (int, float)) and math.isfinite(arg.value):
-        return arg.value
-    try:
-        number = float(arg.text)
-    except ValueError:
-        raise _Mismatch from None
-    if not math.isfinite(number):
-        raise _Mismatch  # JSON has no NaN or infinity
-    return number
-
-
-def _as_bool(arg: Argument) -> bool:
-    if arg.quoted:
-        raise _Mismatch
-    if isinstance(arg.value, bool):
-        return arg.value
-    word = BOOL_WORDS.get(arg.text.lower())
-    if word is None:
-        raise _Mismatch
-    return word
-
-
-def _as_null(arg: Argument) -> None:
-    if arg.quoted or arg.value is not None:
-        raise _Mismatch
-
-
-SCALARS: dict[str, Callable[[Argument], Any]] = {
-    "str": lambda arg: arg.text,  # whatever was typed, even 123 or true
-    "int": _as_int,
-    "number": _as_number,
-    "bool": _as_bool,
-    "null": _as_null,
-    "any": _blind,
-}
+    return _nest((a, blind_value(a)) for a in arguments)
 
 
 # --- JSON values checked against a type --------------------------------------------
 
 
-def _json_fits(schema: Schema, type_name: str, value: Any) -> str | None:
-    """Why a parsed JSON value does not fit a type (a short reason), or None if it does."""
+def _json_fits(schema: Schema, type_name: str, value: Any, depth: int = 0) -> str | None:
+    """Why a parsed JSON value does not fit a type (a short reason), or None if it does.
+
+    ``depth`` counts the levels walked: the parser bounds a value's nesting, and past
+    that bound (which a value here cannot reach) the check trusts QEMU rather than recurse.
+    """
+    if depth > MAX_DEPTH:
+        return None
     meta = schema.meta(type_name)
     if meta == "builtin":
         return None if _builtin_fits(type_name, value) else f"expected {type_name}"
@@ -130,10 +64,10 @@ def _json_fits(schema: Schema, type_name: str, value: Any) -> str | None:
         values = schema.enum_values(type_name)
         return None if value in values else f"{_show(value)} is not one of {_list(values)}"
     if meta == "array":
-        return _array_fits(schema, type_name, value)
+        return _array_fits(schema, type_name, value, depth + 1)
     if meta == "alternate":
-        return _alternate_fits(schema, type_name, value)
-    return _object_fits(schema, type_name, value)
+        return _alternate_fits(schema, type_name, value, depth + 1)
+    return _object_fits(schema, type_name, value, depth + 1)
 
 
 def _builtin_fits(type_name: str, value: Any) -> bool:
@@ -147,20 +81,20 @@ def _builtin_fits(type_name: str, value: Any) -> bool:
     return isinstance(value, expected)
 
 
-def _array_fits(schema: Schema, type_name: str, value: Any) -> str | None:
+def _array_fits(schema: Schema, type_name: str, value: Any, depth: int) -> str | None:
     if not isinstance(value, list):
         return f"expected {schema.describe_type(type_name)}"
     element = schema.element(type_name) or "any"
     for i, item in enumerate(value):
-        if (why := _json_fits(schema, element, item)) is not None:
+        if (why := _json_fits(schema, element, item, depth)) is not None:
             return f"[{i}]: {why}"
     return None
 
 
-def _alternate_fits(schema: Schema, type_name: str, value: Any) -> str | None:
+def _alternate_fits(schema: Schema, type_name: str, value: Any, depth: int) -> str | None:
     ref = schema.ref(type_name)
     choices = ref.choices if ref else ()
-    reasons = [_json_fits(schema, c, value) for c in choices]
+    reasons = [_json_fits(schema, c, value, depth) for c in choices]
     if any(r is None for r in reasons):
         return None
     if isinstance(value, dict):  # the object branch's reason is the useful one
@@ -170,7 +104,7 @@ def _alternate_fits(schema: Schema, type_name: str, value: Any) -> str | None:
     return f"expected {schema.describe_type(type_name)}"
 
 
-def _object_fits(schema: Schema, type_name: str, value: Any) -> str | None:
+def _object_fits(schema: Schema, type_name: str, value: Any, depth: int) -> str | None:
     if not isinstance(value, dict):
         return "expected an object"
     members = {m.name: m for m in schema.members(type_name, value)}
@@ -178,7 +112,7 @@ def _object_fits(schema: Schema, type_name: str, value: Any) -> str | None:
         member = members.get(key)
         if member is None:
             return f"unknown member '{key}'{suggest(key, members)}"
-        if (why := _json_fits(schema, member.type, item)) is not None:
+        if (why := _json_fits(schema, member.type, item, depth)) is not None:
             return f"{key}: {why}"
     missing = [m.name for m in members.values() if not m.optional and m.name not in value]
     return f"missing member '{missing[0]}'" if missing else None
@@ -197,16 +131,22 @@ def _list(values: Sequence[str]) -> str:
 
 
 def _convert(schema: Schema, ref: TypeRef, arg: Argument) -> Any:
-    """The value of ``arg`` as the type at its path wants it; raises _Mismatch or InputError."""
-    if ref.meta == "builtin":
-        return SCALARS[ref.name](arg)
-    if ref.meta == "enum":
-        if arg.text not in ref.values:
-            raise InputError(_enum_message(arg, ref.values), arg.value_column)
-        return arg.text
-    if ref.meta == "alternate":
-        return _alternate(schema, ref, arg)
-    return _structured(schema, ref.name, arg)
+    """The value of ``arg`` as the schema types it, its JSON checked member by member.
+
+    Raises ``Mismatch`` where the value cannot be that type at all, ``InputError``
+    where the reason is worth more than "not a T" (enum values, JSON members).
+    """
+    try:
+        value = schema.value_of(ref, arg)
+    except Mismatch:
+        if ref.meta == "enum":
+            raise InputError(_enum_message(arg, ref.values), arg.value_column) from None
+        raise
+    if ref.meta != "builtin" and isinstance(value, dict | list):
+        why = _json_fits(schema, ref.name, value)
+        if why is not None:
+            raise InputError(f"bad value for '{arg.key}': {why}", arg.value_column)
+    return value
 
 
 def _enum_message(arg: Argument, values: Sequence[str]) -> str:
@@ -214,48 +154,6 @@ def _enum_message(arg: Argument, values: Sequence[str]) -> str:
     if hint:
         return f"'{arg.text}' is not a valid value for '{arg.key}'{hint}"
     return f"'{arg.text}' is not a valid value for '{arg.key}': one of {_list(values)}"
-
-
-def _structured(schema: Schema, type_name: str, arg: Argument) -> Any:
-    """Objects and arrays come only from JSON; the JSON is checked member by member."""
-    expected = list if schema.meta(type_name) == "array" else dict
-    if arg.quoted or not isinstance(arg.value, expected):
-        raise _Mismatch
-    why = _json_fits(schema, type_name, arg.value)
-    if why is not None:
-        raise InputError(f"bad value for '{arg.key}': {why}", arg.value_column)
-    return arg.value
-
-
-def _alternate(schema: Schema, ref: TypeRef, arg: Argument) -> Any:
-    """Pick an alternate's branch the way a person would read the value.
-
-    JSON structures go to the object/array branch, a bare ``null`` to null, a
-    value that looks like a number or bool to that branch if there is one, a
-    known enum word to the enum, and anything else to ``str``.
-    """
-    if not arg.quoted and isinstance(arg.value, (dict, list)):
-        return _json_branch(schema, ref, arg)
-    for choice in _scalar_order(schema, ref.choices, arg):
-        try:
-            return _convert(schema, schema.ref(choice) or TypeRef("any", "builtin"), arg)
-        except (_Mismatch, InputError):
-            continue
-    raise _Mismatch
-
-
-def _json_branch(schema: Schema, ref: TypeRef, arg: Argument) -> Any:
-    why = _alternate_fits(schema, ref.name, arg.value)
-    if why is not None:
-        raise InputError(f"bad value for '{arg.key}': {why}", arg.value_column)
-    return arg.value
-
-
-def _scalar_order(schema: Schema, choices: Sequence[str], arg: Argument) -> list[str]:
-    """Branches to try, most specific first; ``str`` accepts anything, so it goes last."""
-    rank = {"null": 0, "bool": 1, "int": 2, "number": 3, "enum": 4, "str": 5}
-    scalar = [c for c in choices if schema.meta(c) in ("builtin", "enum") and c != "any"]
-    return sorted(scalar, key=lambda c: rank.get(c if schema.meta(c) == "builtin" else "enum", 6))
 
 
 # --- whole argument lists --------------------------------------------------------------
@@ -282,14 +180,14 @@ class _Typer:
         self.open = open_
 
     def run(self, arguments: Sequence[Argument]) -> dict[str, Any]:
-        given = _nest((a, _given(a)) for a in arguments)
+        given = _nest((a, a.given) for a in arguments)
         pairs: list[tuple[Argument, Any]] = []
         unknown: list[Argument] = []
         for arg in arguments:
             ref = self.schema.type_in(self.type_name, arg.path, given)
             if ref is None:
                 unknown.append(arg)
-            pairs.append((arg, _blind(arg) if ref is None else self._value(ref, arg)))
+            pairs.append((arg, blind_value(arg) if ref is None else self._value(ref, arg)))
         if unknown and self.validate and not self.open:
             raise self._unknown(unknown[0], given)
         tree = _nest(pairs)
@@ -300,9 +198,9 @@ class _Typer:
     def _value(self, ref: TypeRef, arg: Argument) -> Any:
         try:
             return _convert(self.schema, ref, arg)
-        except (_Mismatch, InputError) as exc:
+        except (Mismatch, InputError) as exc:
             if not self.validate:
-                return _blind(arg)
+                return blind_value(arg)
             if isinstance(exc, InputError):
                 raise
             kind = self.schema.describe_type(ref.name)
@@ -320,7 +218,7 @@ class _Typer:
         message = f"unknown argument '{arg.key}' for '{self.label}'"
         if obj is None:
             return InputError(message, arg.key_column)
-        sub = _sub(given, arg.path[:depth])
+        sub = dig(given, arg.path[:depth])
         prefix = "".join(f"{key}." for key in arg.path[:depth])
         names = [prefix + m.name for m in self.schema.members(obj, sub)]
         hint = suggest(prefix + arg.path[depth], names)
@@ -360,13 +258,6 @@ class _Typer:
         return self.column
 
 
-def _sub(given: Mapping[str, Any], path: Sequence[str]) -> Mapping[str, Any]:
-    for key in path:
-        below = given.get(key)
-        given = below if isinstance(below, Mapping) else {}
-    return given
-
-
 def _article(kind: str) -> str:
     if kind[:1] in ("[", ""):
         return f"a {kind}" if kind else "valid"
@@ -398,7 +289,7 @@ def type_command(
         command.name,
         command.column,
         validate=validate,
-        open_=command.name in OPEN_COMMANDS,
+        open_=takes_any_key(command.name),
     )
     return typer.run(command.arguments)
 
@@ -408,37 +299,20 @@ def type_transaction(
 ) -> list[dict[str, Any]]:
     """``[{"type": action, "data": {...}}]``: each action is typed like a command.
 
-    The action names and their data types are read from the ``transaction``
-    command's ``actions`` member, so they follow whatever this QEMU supports.
+    The action names and their data types come from ``Schema.actions``, so they
+    follow whatever this QEMU supports.
     """
-    union = _action_union(schema) if schema is not None else None
-    if schema is None or union is None:
-        return [{"type": a.name, "data": _blind_tree(a.arguments)} for a in tx.actions]
-    return [_type_action(schema, union, action, validate) for action in tx.actions]
+    if schema is None or not schema.actions:
+        return [{ACTION_TAG: a.name, "data": _blind_tree(a.arguments)} for a in tx.actions]
+    return [_type_action(schema, action, validate) for action in tx.actions]
 
 
-def _action_union(schema: Schema) -> str | None:
-    """The union type of one transaction action (tag ``type``), if this QEMU has one."""
-    members = {m.name: m for m in schema.arg_members("transaction")}
-    actions = members.get("actions")
-    return schema.innermost(actions.type) if actions is not None else None
-
-
-def _type_action(schema: Schema, union: str, action: Command, validate: bool) -> dict[str, Any]:
-    tag = schema.tag(union) or "type"
-    variant = schema.variant(union, {tag: action.name})
-    data = schema.member(variant, "data") if variant is not None else None
-    if data is None:
+def _type_action(schema: Schema, action: Command, validate: bool) -> dict[str, Any]:
+    data_type = schema.actions.get(action.name)
+    if data_type is None:
         if validate:
-            names = _action_names(schema, union)
-            hint = suggest(action.name, names)
+            hint = suggest(action.name, schema.actions)
             raise InputError(f"unknown transaction action '{action.name}'{hint}", action.column)
-        return {tag: action.name, "data": _blind_tree(action.arguments)}
-    typer = _Typer(schema, data.type, action.name, action.column, validate=validate, open_=False)
-    return {tag: action.name, "data": typer.run(action.arguments)}
-
-
-def _action_names(schema: Schema, union: str) -> list[str]:
-    tag = schema.tag(union) or "type"
-    member = schema.member(union, tag)
-    return schema.enum_values(member.type) if member is not None else []
+        return {ACTION_TAG: action.name, "data": _blind_tree(action.arguments)}
+    typer = _Typer(schema, data_type, action.name, action.column, validate=validate, open_=False)
+    return {ACTION_TAG: action.name, "data": typer.run(action.arguments)}

@@ -17,7 +17,7 @@ from qemu import Qemu, RawMonitor
 from qmpsh.completer import QmpCompleter, make_completer, rank, signature_hint
 from qmpsh.live_values import LiveValues, hmp_command_names
 from qmpsh.schema import Schema
-from qmpsh.session import Settings
+from qmpsh.syntax import Syntax
 from qmpsh.used_values import UsedValues
 
 EXTRA = (
@@ -69,7 +69,7 @@ TABLE: list[tuple[str, int | None, list[str], list[str], int]] = [
     ("", None, ["eject", "query-status", "help", "exit"], [], 0),
     ("eject ", None, ["device=", "id=", "force="], ["eject"], 0),
     ("eject fo", None, ["force="], ["device="], -2),
-    ("eject force=", None, ["true", "false"], ["on"], 0),
+    ("eject force=", None, ["true", "false", "on", "off", "yes", "no"], ["null"], 0),
     ("eject force=t", None, ["true"], ["false"], -1),
     ("eject id=x ", None, ["force="], ["id="], 0),
     ("blockdev-add driver=qc", None, ["qcow2"], ["raw"], -2),
@@ -167,7 +167,7 @@ def test_transaction_action_after_a_comma(completer: QmpCompleter) -> None:
 
 
 def test_hmp_mode_offers_hmp_commands_and_info(schema: Schema, live: LiveValues) -> None:
-    hmp = QmpCompleter(lambda: schema, live, hmp_mode=lambda: True)
+    hmp = QmpCompleter(lambda: schema, live, syntax=lambda: Syntax(hmp_mode=True))
     assert "stop" in texts(complete(hmp, "sto"))
     assert "query-status" not in texts(complete(hmp, "query-st"))
     assert texts(complete(hmp, "info sp"))[0] == "spice"
@@ -186,11 +186,19 @@ def test_unknown_command_offers_no_keys(completer: QmpCompleter) -> None:
     assert complete(completer, "no-such-command ") == []
 
 
-def test_without_a_schema_only_shell_commands_are_offered(live: LiveValues) -> None:
+def test_without_a_schema_names_come_from_query_commands(live: LiveValues) -> None:
     bare = QmpCompleter(lambda: None, live)
-    got = texts(complete(bare, "he"))
-    assert got == ["help"]
-    assert complete(bare, "eject ") == []
+    assert texts(complete(bare, "he"))[0] == "help"
+    assert "query-status" in texts(complete(bare, "query-sta"))
+    assert complete(bare, "eject ") == []  # no schema: no argument names
+
+
+def test_without_a_schema_or_query_commands_shell_words_remain() -> None:
+    def refuses(name: str, args: dict[str, Any] | None) -> Any:
+        raise RuntimeError(f"The command {name} has not been found")
+
+    bare = QmpCompleter(lambda: None, LiveValues(refuses))
+    assert texts(complete(bare, "he")) == ["help"]
 
 
 def test_live_values_tolerate_failures() -> None:
@@ -248,8 +256,7 @@ def test_make_completer_wraps_for_the_ui(schema: Schema, monitor: RawMonitor) ->
         def __init__(self) -> None:
             self.schema = schema
             self.client = None
-            self.shell_words = frozenset({"help"})
-            self.settings = Settings()
+            self.syntax = Syntax(shell_words={"help"})
 
     ui = make_completer(FakeSession())
     found = list(ui.get_completions(Document("query-sp"), CompleteEvent()))
@@ -264,3 +271,25 @@ def test_values_used_before_rank_first(schema: Schema, live: LiveValues) -> None
     assert texts(complete(fresh, "blockdev-add driver=qc"))[:2] == ["qcow", "qcow2"]
     history.append("blockdev-add driver=qcow node-name=d1 file=f1")  # the newest use wins
     assert texts(complete(remembering, "blockdev-add driver=qc"))[:2] == ["qcow", "qcow2"]
+
+
+def test_bool_values_offered_are_those_validation_accepts(
+    completer: QmpCompleter, schema: Schema
+) -> None:
+    from qmpsh.request import Command
+    from qmpsh.syntax import Syntax
+    from qmpsh.validate import type_command
+
+    offered = texts(complete(completer, "eject force="))
+    assert offered
+    for word in offered:
+        request = Syntax().parse(f"eject device=x force={word}")
+        assert isinstance(request, Command)
+        assert type_command(request, schema)["force"] in (True, False)
+
+
+def test_signature_hint_follows_the_sessions_mode(schema: Schema) -> None:
+    from qmpsh.syntax import Syntax
+
+    assert signature_hint(schema, "eject ", Syntax(hmp_mode=True)) == ""  # an HMP line
+    assert signature_hint(schema, "eject ").startswith("eject  device?:str")

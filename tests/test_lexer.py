@@ -8,9 +8,9 @@ import pytest
 from prompt_toolkit.document import Document
 from qemu import Qemu, RawMonitor
 
-from qmpsh.completer import SchemaIndex
 from qmpsh.lexer import DEFAULT_STYLE, Highlighter, QmpLexer, split_lines
-from qmpsh.schema import Schema
+from qmpsh.schema import Schema, SchemaIndex
+from qmpsh.syntax import Syntax
 
 SHELL = frozenset({"help", "exit", "format"})
 
@@ -23,7 +23,7 @@ def schema() -> Iterator[Schema]:
 
 @pytest.fixture(scope="module")
 def highlighter(schema: Schema) -> Highlighter:
-    return Highlighter(SchemaIndex.build(schema), shell_words=SHELL)
+    return Highlighter(SchemaIndex.build(schema), Syntax(shell_words=SHELL))
 
 
 def styles(h: Highlighter, text: str) -> dict[str, str]:
@@ -70,7 +70,7 @@ def test_token_style(highlighter: Highlighter, text: str, word: str, style: str)
 
 
 def test_hmp_mode_styles_the_first_word_as_hmp(schema: Schema) -> None:
-    h = Highlighter(SchemaIndex.build(schema), hmp_mode=True, shell_words=SHELL)
+    h = Highlighter(SchemaIndex.build(schema), Syntax(hmp_mode=True, shell_words=SHELL))
     assert styles(h, "info status")["info"] == "class:command.hmp"
     assert styles(h, "help")["help"] == "class:command.shell"
 
@@ -100,3 +100,57 @@ def test_lexer_splits_a_multi_line_transaction(schema: Schema) -> None:
 
 def test_split_lines_keeps_empty_lines() -> None:
     assert split_lines([("a", "x\n\ny")]) == [[("a", "x")], [], [("a", "y")]]
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "style"),
+    [
+        ("device_del id=123", "123", "class:value"),  # sent as the string "123"
+        ("eject force=on", "on", "class:value.keyword"),  # sent as true
+        ("eject force=maybe", "maybe", "class:value.unknown"),
+        ("eject force=o", "o", "class:value"),  # still being typed: on, off
+        ("block-set-write-threshold write-threshold=abc node-name=1", "abc", "class:value.unknown"),
+        (
+            "block-set-write-threshold node-name=1 write-threshold=0x10",
+            "0x10",
+            "class:value.number",
+        ),
+        ("block-set-write-threshold node-name=1 write-threshold=2", "1", "class:value"),
+        ("eject force='true'", "'true'", "class:value.unknown"),  # quoted: a string, not a bool
+        ("device_add driver=e1000 extra=12", "12", "class:value.number"),  # open: sent as guessed
+    ],
+)
+def test_values_are_coloured_as_the_schema_types_them(
+    highlighter: Highlighter, text: str, word: str, style: str
+) -> None:
+    assert styles(highlighter, text)[word] == style
+
+
+def test_highlighting_a_line_reads_it_once(
+    highlighter: Highlighter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Styling is linear: the scanner sees each lexeme once, however many arguments follow.
+
+    (The highlighter used to re-analyse the text before every token: quadratic.)
+    """
+    from qmpsh import syntax
+
+    counts = {"lexemes": 0, "analyze": 0}
+    real_lex_one, real_analyze = syntax._lex_one, syntax.Syntax.analyze
+
+    def counting_lex_one(*args: object) -> object:
+        counts["lexemes"] += 1
+        return real_lex_one(*args)  # type: ignore[arg-type]
+
+    def counting_analyze(self: syntax.Syntax, text: str) -> syntax.Context:
+        counts["analyze"] += 1
+        return real_analyze(self, text)
+
+    monkeypatch.setattr(syntax, "_lex_one", counting_lex_one)
+    monkeypatch.setattr(syntax.Syntax, "analyze", counting_analyze)
+    for n in (10, 1000):
+        counts.update(lexemes=0, analyze=0)
+        text = "blockdev-add driver=qcow2 " + " ".join(f"k{i}.x={i}" for i in range(n))
+        highlighter.fragments(text)
+        assert counts["analyze"] == 0
+        assert counts["lexemes"] == 2 * n + 3  # command, driver=, n arguments, the spaces

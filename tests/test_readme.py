@@ -16,7 +16,7 @@ from qemu import Qemu, RawMonitor
 
 from qmpsh.request import Command, HmpLine, RawJson, ShellCommand, Transaction
 from qmpsh.schema import Schema
-from qmpsh.syntax import parse
+from qmpsh.syntax import Syntax
 from qmpsh.validate import type_command, type_transaction
 
 README = Path(__file__).parent.parent / "README.md"
@@ -45,7 +45,7 @@ def test_the_readme_has_input_examples() -> None:
 
 @pytest.mark.parametrize("line", input_examples())
 def test_each_input_example_parses_and_types(line: str, schema: Schema) -> None:
-    request = parse(line, shell_commands=SHELL_WORDS)
+    request = Syntax(shell_words=SHELL_WORDS).parse(line)
     assert request is not None
     if isinstance(request, Command):
         type_command(request, schema)  # raises InputError if the schema would refuse it

@@ -7,10 +7,31 @@ from typing import Any
 import pytest
 
 from qmpsh.errors import InputError
+from qmpsh.literals import MAX_DEPTH
 from qmpsh.request import Argument, Command, HmpLine, RawJson, ShellCommand, Transaction
-from qmpsh.syntax import Context, analyze, build_arguments, error_at, is_complete, parse, tokenize
+from qmpsh.syntax import Context, Syntax, Token, build_arguments, error_at
 
 SHELL = frozenset({"help", "exit", "events", "wait"})
+
+
+def language(hmp_mode: bool = False, shell_commands: frozenset[str] = frozenset()) -> Syntax:
+    return Syntax(hmp_mode=hmp_mode, shell_words=shell_commands)
+
+
+def parse(text: str, **mode: Any) -> Any:
+    return language(**mode).parse(text)
+
+
+def is_complete(text: str, **mode: Any) -> bool:
+    return language(**mode).is_complete(text)
+
+
+def analyze(text: str, **mode: Any) -> Context:
+    return language(**mode).analyze(text)
+
+
+def tokenize(text: str, **mode: Any) -> list[Token]:
+    return language(**mode).tokenize(text)
 
 
 def arguments_of(text: str) -> dict[str, Any]:
@@ -580,7 +601,7 @@ ANALYZE = [
     ('cmd x={"a', ctx("none", "cmd", key_path=("x",), word_start=9)),
     (
         "cmd x=1 x=2 bad y=",
-        ctx("value", "cmd", given={"x": 1}, key_path=("y",), word_start=18),
+        ctx("value", "cmd", given={"x": "1"}, key_path=("y",), word_start=18),
     ),
     ("cmd # comment", ctx("none", word_start=13)),
     ("# comment", ctx("none", word_start=9)),
@@ -744,9 +765,9 @@ TOKENS = [
         "transaction( a ) x",
         [("punct", "transaction("), ("command", "a"), ("punct", ")"), ("error", "x")],
     ),
-    ("info status", [("command", "info"), ("value", "status")]),
-    ("hmp info  status", [("command", "hmp"), ("value", "info"), ("value", "status")]),
-    ("query-status?", [("command", "query-status?")]),
+    ("info status", [("shell", "info"), ("value", "status")]),
+    ("hmp info  status", [("shell", "hmp"), ("value", "info"), ("value", "status")]),
+    ("query-status?", [("shell", "query-status?")]),
 ]
 
 
@@ -757,14 +778,102 @@ def test_tokenize(text: str, expected: list[tuple[str, str]]) -> None:
 
 def test_tokenize_shell_and_hmp_lines() -> None:
     assert kinds("wait 'a b'", shell_commands=SHELL) == [
-        ("command", "wait"),
+        ("shell", "wait"),
         ("value", "'a"),
         ("value", "b'"),
     ]
-    assert kinds("x=1 {", hmp_mode=True) == [("command", "x=1"), ("value", "{")]
+    assert kinds("x=1 {", hmp_mode=True) == [("hmp", "x=1"), ("value", "{")]
 
 
 def test_token_offsets_match_text() -> None:
     text = 'transaction(\n a x="1 2", b y={"z": 1}\n)'
     for token in tokenize(text):
         assert text[token.start : token.end] == token.text
+
+
+# ------------------------------------------------------------------ one mode, every caller
+
+
+def test_the_first_word_is_classified_once_for_every_caller() -> None:
+    """A shell word with a bracket is complete, parsed and tokenized as a shell command."""
+    shelly = Syntax(shell_words=SHELL)
+    assert shelly.head("wait {").kind == "shell"
+    assert shelly.is_complete("wait {")
+    assert shelly.parse("wait {") == ShellCommand("wait", ("{",))
+    assert shelly.tokenize("wait {")[0].kind == "shell"
+    assert shelly.analyze("wait ").kind == "shell-argument"
+    plain = Syntax()  # without shell words the same line is a command with an open brace
+    assert not plain.is_complete("wait {")
+
+
+def test_script_lines_are_joined_in_the_sessions_mode() -> None:
+    from qmpsh.script import logical_lines
+
+    lines = ["wait {", "query-status", "cmd x={", '"a": 1}', "query-name"]
+    shelly = Syntax(shell_words=SHELL)
+    assert list(logical_lines(lines, lambda: shelly)) == [
+        (1, "wait {"),
+        (2, "query-status"),
+        (3, 'cmd x={\n"a": 1}'),
+        (5, "query-name"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pending", "line", "breaks"),
+    [
+        ("cmd x=[1", "query-status", True),
+        ("cmd x=[1", "  query-status a=1", True),
+        ("cmd x=[1", "wait X", True),
+        ("cmd x=[1", "info status", True),
+        ("cmd x=[1,", "2]", False),
+        ("cmd x=[", "true,", False),
+        ("cmd x=[", "  null", False),
+        ("cmd x={", '"a": 1}', False),
+        ("cmd x={", "{", False),
+        ("cmd x=[", "", False),
+        ("cmd x=[", "# note", False),
+        ('{"execute": "x",', "query-status", True),
+        ('{"execute": "x",', '"arguments": {}}', False),
+        ("transaction(", "abort", False),  # actions look like requests: no resync there
+    ],
+)
+def test_an_open_bracket_ends_at_a_line_that_starts_a_request(
+    pending: str, line: str, breaks: bool
+) -> None:
+    assert Syntax(shell_words=SHELL).breaks_off(pending, line) is breaks
+
+
+def test_tokens_carry_their_context() -> None:
+    tokens = Syntax().tokenize("transaction( a x.y=1 z=2, b )")
+    by_text = {t.text: t.context for t in tokens if t.context is not None}
+    assert by_text["a"] == Context("command", "a", True, word="a")
+    value = by_text["1"]
+    assert value is not None and value.kind == "value" and value.key_path == ("x", "y")
+    assert value.given == {"x": {"y": "1"}, "z": "2"}  # every argument of the action
+    assert value.argument is not None and value.argument.value == 1
+    assert by_text["b"] == Context("command", "b", True, word="b")
+
+
+def test_nesting_many_dotted_keys_is_linear() -> None:
+    """One object per path part is made: no per-prefix tuples (which were quadratic)."""
+    parts = MAX_DEPTH
+    request = parse("cmd " + ".".join(["a"] * parts) + "=1")
+    assert isinstance(request, Command)
+    node: Any = build_arguments(request.arguments)
+    for _ in range(parts - 1):
+        node = node["a"]
+    assert node == {"a": 1}
+    with pytest.raises(InputError, match="nested more than"):
+        parse("cmd " + ".".join(["a"] * (parts + 1)) + "=1")
+
+
+def test_a_transaction_with_an_open_bracket_ends_at_its_closing_line() -> None:
+    from qmpsh.script import logical_lines
+
+    lines = ["transaction(", "  a x=[1", "  b", ")", "query-status"]
+    joined = list(logical_lines(lines, Syntax))
+    assert joined == [(1, "transaction(\n  a x=[1\n  b\n)"), (5, "query-status")]
+    with pytest.raises(InputError, match="unbalanced '\\['") as info:
+        Syntax().parse(joined[0][1])
+    assert (info.value.line, info.value.column) == (2, 7)

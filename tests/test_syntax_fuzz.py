@@ -18,9 +18,14 @@ from hypothesis import strategies as st
 from qmpsh import syntax
 from qmpsh.errors import InputError
 from qmpsh.request import Command, HmpLine, RawJson, ShellCommand, Transaction
-from qmpsh.syntax import build_arguments, parse
+from qmpsh.syntax import Syntax, build_arguments
 
 SHELL = frozenset({"help", "wait", "events"})
+
+
+def mode(hmp_mode: bool) -> Syntax:
+    return Syntax(hmp_mode=hmp_mode, shell_words=SHELL)
+
 
 # Pieces of the grammar, and things that have broken parsers before.
 FRAGMENTS = [
@@ -55,7 +60,7 @@ def check_error(text: str, error: InputError) -> None:
 @given(lines, st.booleans())
 def test_parse_succeeds_or_raises_input_error(text: str, hmp_mode: bool) -> None:
     try:
-        request = parse(text, hmp_mode=hmp_mode, shell_commands=SHELL)
+        request = mode(hmp_mode).parse(text)
     except InputError as error:
         check_error(text, error)
         return
@@ -75,7 +80,7 @@ def _commands(request: object) -> list[Command]:
 @MANY
 @given(lines, st.booleans())
 def test_tokens_cover_the_text_exactly(text: str, hmp_mode: bool) -> None:
-    tokens = syntax._tokenize(text, hmp_mode, SHELL)
+    tokens = syntax._tokenize(text, mode(hmp_mode).head(text))
     assert "".join(t.text for t in tokens) == text
     position = 0
     for token in tokens:
@@ -89,12 +94,12 @@ def test_tokens_cover_the_text_exactly(text: str, hmp_mode: bool) -> None:
 def test_analyze_never_raises(text: str, data: st.DataObject) -> None:
     cursor = data.draw(st.integers(0, len(text)))
     before = text[:cursor]
-    found = syntax._analyze(before, False, SHELL)
+    found = mode(False)._analyze(before)
     assert 0 <= found.word_start <= len(before)
     if found.kind != "none":
         assert before[found.word_start :].startswith(found.word)
-    assert syntax.is_complete(before) in (True, False)
-    syntax._is_complete(before, False, SHELL)
+    assert Syntax().is_complete(before) in (True, False)
+    syntax._is_complete(before, mode(False).head(before))
 
 
 # Well-formed lines built from the grammar must mean what they say.
@@ -141,7 +146,7 @@ def test_generated_commands_round_trip(values: dict[str, Any], quoted: dict[str,
     quoted = {f"Q{k}": v for k, v in quoted.items()}  # generated keys are lower case
     parts = [f"{k}={spelled(v)}" for k, v in values.items()]
     parts += [f'{k}="{_escape(v)}"' for k, v in quoted.items()]
-    request = parse("cmd " + " ".join(parts))
+    request = Syntax().parse("cmd " + " ".join(parts))
     assert isinstance(request, Command)
     assert build_arguments(request.arguments) == {**values, **quoted}
 
@@ -164,8 +169,8 @@ def test_generated_transactions_round_trip(actions: list[dict[str, Any]], multi_
         if multi_line
         else f"transaction( {', '.join(texts)} )"
     )
-    assert syntax.is_complete(text)
-    request = parse(text)
+    assert Syntax().is_complete(text)
+    request = Syntax().parse(text)
     assert isinstance(request, Transaction)
     assert [build_arguments(a.arguments) for a in request.actions] == actions
 
@@ -243,13 +248,13 @@ def short(text: object) -> str:
 @pytest.mark.parametrize("text", NASTY, ids=short)
 def test_nasty_inputs(text: str) -> None:
     try:
-        parse(text, shell_commands=SHELL)
+        mode(False).parse(text)
     except InputError as error:
         check_error(text, error)
-    assert "".join(t.text for t in syntax._tokenize(text, False, SHELL)) == text
+    assert "".join(t.text for t in syntax._tokenize(text, mode(False).head(text))) == text
     for cursor in {0, 1, len(text) // 2, len(text)}:
-        syntax._analyze(text[:cursor], False, SHELL)
-        syntax._is_complete(text[:cursor], False, SHELL)
+        mode(False)._analyze(text[:cursor])
+        syntax._is_complete(text[:cursor], mode(False).head(text[:cursor]))
 
 
 @pytest.mark.parametrize(
@@ -268,4 +273,4 @@ def test_nasty_inputs(text: str) -> None:
 )
 def test_nasty_inputs_are_refused_with_a_reason(text: str, message: str) -> None:
     with pytest.raises(InputError, match=re.escape(message)):
-        parse(text)
+        Syntax().parse(text)
