@@ -32,7 +32,9 @@ import errno
 import functools
 import importlib
 import json
+import os
 import queue
+import stat
 import threading
 import time
 from collections import deque
@@ -60,12 +62,15 @@ from qmpsh.errors import (
     ProtocolError,
     QmpshError,
 )
-from qmpsh.libvirt_address import LibvirtAddress, parse_libvirt_address, uri_for
+from qmpsh.libvirt_address import SYSTEM_URI, LibvirtAddress, parse_libvirt_address, uri_for
 
 INSTALL_HINT = "pip install 'qmpsh[libvirt]'"
 RETRY_INTERVAL = 0.1
 CLOSE_WAIT = 2.0  # close() waits this long for libvirt to let go; a hung libvirtd is left
 MAX_MESSAGE_SHOWN = 300
+LIST_WAIT = 2.0  # --list-sockets gives a local libvirtd this long to list its domains
+# The system libvirtd's read-only sockets: monolithic libvirtd, or the modular virtqemud.
+SYSTEM_SOCKETS = ("/run/libvirt/libvirt-sock-ro", "/run/libvirt/virtqemud-sock-ro")
 NO_ID = object()  # "the user gave no id" (None is a valid JSON id)
 T = TypeVar("T")
 
@@ -639,3 +644,28 @@ def expand_libvirt_targets(text: str, timeout: float = 30.0) -> list[LibvirtAddr
         return [address]
     names = list_running_domains(uri_for(address), timeout)
     return [LibvirtAddress(name, address.uri) for name in names]
+
+
+def local_libvirt_targets(timeout: float = LIST_WAIT) -> list[str]:
+    """Running domains of this host's system libvirtd as addresses, for ``--list-sockets``.
+
+    Nothing (silently) without libvirt-python, without a local libvirtd socket, or
+    when libvirtd does not answer within ``timeout``: a listing must never hang or
+    start a daemon (``qemu:///session`` would start one, so only the system one is asked,
+    read-only).  Names are ``libvirt:NAME`` when that already means the system URI.
+    """
+    if not any(_is_socket(path) for path in SYSTEM_SOCKETS):
+        return []
+    try:
+        names = list_running_domains(SYSTEM_URI, timeout)
+    except ConnectError:
+        return []
+    uri = None if uri_for(LibvirtAddress("")) == SYSTEM_URI else SYSTEM_URI
+    return [str(LibvirtAddress(name, uri)) for name in names if name.isprintable()]
+
+
+def _is_socket(path: str) -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
