@@ -38,6 +38,9 @@ EPILOG = """\
 address:
   PATH or unix:PATH        a QMP unix socket (-qmp unix:PATH,server=on,wait=off)
   HOST:PORT, [::1]:PORT    a QMP TCP socket (-qmp tcp:HOST:PORT,server=on,wait=off)
+  libvirt:DOMAIN[@URI]     a libvirt domain, by name or UUID, through libvirt-python
+                           (pip install 'qmpsh[libvirt]'); URI default:
+                           $LIBVIRT_DEFAULT_URI, else qemu:///system
   default: $QMPSH_SOCKET, then $QMP_SOCKET
 
 modes:
@@ -96,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=_HelpFormatter,
     )
-    p.add_argument("address", nargs="?", help="QMP socket: PATH, unix:PATH or HOST:PORT")
+    p.add_argument(
+        "address", nargs="?", help="QMP socket: PATH, unix:PATH or HOST:PORT; or libvirt:DOMAIN"
+    )
     p.add_argument("--version", action="version", version=f"qmpsh {__version__}")
     p.add_argument(
         "--launch",
@@ -109,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="keep retrying until the socket accepts connections",
+        help="keep retrying until the socket accepts connections (libvirt: until the "
+        "domain exists and runs)",
     )
     p.add_argument(
         "-c",
@@ -222,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--list-sockets",
         action="store_true",
         help="print the unix sockets found in the current directory, $XDG_RUNTIME_DIR "
-        "and libvirt's monitor directories, one per line, and exit",
+        "and libvirt's monitor directories, then the local libvirtd's running domains "
+        "as libvirt:NAME (with the libvirt extra), one per line, and exit",
     )
     return p
 
