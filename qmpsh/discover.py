@@ -98,7 +98,7 @@ def print_sockets() -> int:
     """``--list-sockets``: one path per line, then running libvirt domains; none is fine."""
     for path in list_sockets():
         print(path)
-    from qmpsh.libvirt_monitor import local_libvirt_targets
+    from qmpsh.libvirt_targets import local_libvirt_targets
 
     for target in local_libvirt_targets():
         print(target)

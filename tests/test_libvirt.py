@@ -26,7 +26,8 @@ from test_e2e_pty import leave, spawn_qmpsh
 from qmpsh.completer import completer_for
 from qmpsh.errors import InputError
 from qmpsh.libvirt_address import LibvirtAddress, parse_libvirt_address
-from qmpsh.libvirt_monitor import INSTALL_HINT, expand_libvirt_targets, open_libvirt_monitor
+from qmpsh.libvirt_monitor import open_libvirt_monitor
+from qmpsh.libvirt_targets import INSTALL_HINT, expand_libvirt_targets
 from qmpsh.render import Renderer
 from qmpsh.session import Session, Settings
 
