@@ -383,22 +383,12 @@ class LibvirtMonitor:
             self._request_failed(pending, e)
             return
         try:
-            reply = _with_id(self._parse_reply(answer), user_id)
+            reply = _with_id(reply_from_libvirt(answer, self.address), user_id)
         except ProtocolError as e:
             self._finish(pending, failure=e)
             return
         self._tell_transcript("in", reply)
         self._finish(pending, reply)
-
-    def _parse_reply(self, answer: object) -> dict[str, Any]:
-        """libvirt's text → a QMP reply without libvirt's id; untrusted, so checked."""
-        if not isinstance(answer, str) or len(answer) > MAX_LINE:
-            raise ProtocolError(f"{self.address} sent a reply that is not text or too big")
-        reply = parse_json(answer, self.address)
-        if not isinstance(reply, dict) or not ("return" in reply or "error" in reply):
-            raise ProtocolError(f"{self.address} sent a reply that is not QMP: {answer[:60]!r}")
-        reply.pop("id", None)  # libvirt's "libvirt-N"
-        return reply
 
     def _request_failed(self, pending: PendingReply, e: Exception) -> None:
         """libvirt refused: the domain or libvirtd is gone (the monitor ends), or just this."""
@@ -450,7 +440,7 @@ class LibvirtMonitor:
         opaque: object,
     ) -> None:
         try:
-            event = self._event(name, seconds, micros, details)
+            event = event_from_libvirt(name, seconds, micros, details, self.address)
         except ProtocolError as e:
             self.notes.append(f"dropped an event: {e}")
             return
@@ -460,20 +450,6 @@ class LibvirtMonitor:
                 listener(event)
             except Exception as e:  # a broken listener must not stop libvirt's event loop
                 self.notes.append(f"event listener failed: {type(e).__name__}: {e}")
-
-    def _event(
-        self, name: object, seconds: object, micros: object, details: object
-    ) -> dict[str, Any]:
-        """QEMU's wire form of the event libvirt passed on: timestamp, event, data."""
-        event: dict[str, Any] = {
-            "timestamp": {"seconds": seconds, "microseconds": micros},
-            "event": name if isinstance(name, str) else str(name),
-        }
-        if details is not None:
-            if not isinstance(details, str) or len(details) > MAX_LINE:
-                raise ProtocolError(f"event {event['event']!r:.60} has odd data")
-            event["data"] = parse_json(details, self.address)
-        return event
 
     def _on_lifecycle(self, conn: Any, dom: Any, event: int, detail: int, opaque: object) -> None:
         libvirt = self._libvirt
@@ -558,6 +534,36 @@ def _open_error(libvirt: ModuleType, address: object, uri: str, e: Any) -> Conne
     if not_up:
         return _NotYet(f"{message} (is libvirtd running?)")
     return ConnectError(message)
+
+
+def reply_from_libvirt(answer: object, source: object) -> dict[str, Any]:
+    """libvirt's reply text → a QMP reply without libvirt's id; untrusted, so checked.
+
+    Any JSON value is kept in any member; what is not a JSON object holding ``return``
+    or ``error`` is a one-line ProtocolError naming ``source``.
+    """
+    if not isinstance(answer, str) or len(answer) > MAX_LINE:
+        raise ProtocolError(f"{source} sent a reply that is not text or too big")
+    reply = parse_json(answer, source)
+    if not isinstance(reply, dict) or not ("return" in reply or "error" in reply):
+        raise ProtocolError(f"{source} sent a reply that is not QMP: {answer[:60]!r}")
+    reply.pop("id", None)  # libvirt's "libvirt-N"
+    return reply
+
+
+def event_from_libvirt(
+    name: object, seconds: object, micros: object, details: object, source: object
+) -> dict[str, Any]:
+    """QEMU's wire form of an event libvirt passed on: timestamp, event, data (if any)."""
+    event: dict[str, Any] = {
+        "timestamp": {"seconds": seconds, "microseconds": micros},
+        "event": name if isinstance(name, str) else str(name),
+    }
+    if details is not None:
+        if not isinstance(details, str) or len(details) > MAX_LINE:
+            raise ProtocolError(f"{source} sent event {event['event']!r:.60} with odd data")
+        event["data"] = parse_json(details, source)
+    return event
 
 
 def parse_json(text: str, source: object) -> Any:

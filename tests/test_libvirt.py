@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from libvirt_lab import LibvirtLab, domain_state, virsh
+from libvirt_lab import LibvirtLab, domain_state, unavailable, virsh
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from support import private_env, wait_until
 from test_e2e_pty import leave, spawn_qmpsh
 
 from qmpsh.completer import completer_for
-from qmpsh.errors import InputError
+from qmpsh.errors import InputError, ProtocolError
 from qmpsh.libvirt_address import LibvirtAddress, parse_libvirt_address
-from qmpsh.libvirt_monitor import open_libvirt_monitor
+from qmpsh.libvirt_monitor import event_from_libvirt, open_libvirt_monitor, reply_from_libvirt
 from qmpsh.libvirt_targets import INSTALL_HINT, expand_libvirt_targets
 from qmpsh.render import Renderer
 from qmpsh.session import Session, Settings
@@ -105,6 +105,55 @@ def test_bad_libvirt_addresses_are_one_line_input_errors(text: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_libvirt_address(text)
     assert "\n" not in str(caught.value) and "libvirt:" in str(caught.value)
+
+
+# -- what libvirt hands over is untrusted (pure) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "reply"),
+    [
+        (
+            '{"return": {"status": "running"}, "id": "libvirt-12"}',
+            {"return": {"status": "running"}},
+        ),
+        (
+            '{"id": "libvirt-3", "error": {"class": "X", "desc": "y"}}',
+            {"error": {"class": "X", "desc": "y"}},
+        ),
+        (
+            '{"return": [1, "two", null, 3.5, {"deep": [[[]]]}]}',
+            {"return": [1, "two", None, 3.5, {"deep": [[[]]]}]},
+        ),
+        ('{"return": "just a string"}', {"return": "just a string"}),
+        ('{"error": 42}', {"error": 42}),  # the session copes with a malformed error
+    ],
+)
+def test_replies_keep_any_json_value_and_lose_libvirts_id(
+    answer: str, reply: dict[str, object]
+) -> None:
+    assert reply_from_libvirt(answer, "libvirt:vm") == reply
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["not json", "[1, 2]", '"text"', "{}", '{"id": "libvirt-1"}', "[" * 100_000, None, b"{}"],
+)
+def test_replies_that_are_not_qmp_are_one_line_protocol_errors(answer: object) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        reply_from_libvirt(answer, "libvirt:vm")
+    assert "\n" not in str(caught.value) and "libvirt:vm" in str(caught.value)
+    assert len(str(caught.value)) < 200
+
+
+def test_events_take_qemus_wire_form_with_any_data() -> None:
+    stop = event_from_libvirt("STOP", 1796284261, 178658, None, "libvirt:vm")
+    assert stop == {"timestamp": {"seconds": 1796284261, "microseconds": 178658}, "event": "STOP"}
+    assert list(stop) == ["timestamp", "event"]  # QEMU's order, as in --events files
+    odd = event_from_libvirt("X", 1, 2, '[1, {"a": null}]', "libvirt:vm")
+    assert odd["data"] == [1, {"a": None}]
+    with pytest.raises(ProtocolError):
+        event_from_libvirt("X", 1, 2, "{" * 100_000, "libvirt:vm")
 
 
 # -- scripts and -c through the real CLI --------------------------------------------
@@ -301,3 +350,26 @@ def test_interactive_shell_shows_events_and_survives_the_domain(
     finally:
         leave(child)
     assert child.exitstatus == 0
+
+
+def test_lost_libvirtd_ends_a_script_with_exit_3(lab: LibvirtLab, tmp_path: Path) -> None:
+    """libvirtd itself goes away (stopped by PID); it is started again for the tests after."""
+    if not lab.libvirtd.ours:
+        unavailable("this libvirtd was not started by the tests, so they may not stop it")
+    name = lab.create_domain("orphan")
+    proc = start_qmpsh(tmp_path, f"libvirt:{name}", "-q")
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("query-status\n")
+    proc.stdin.flush()
+    assert '"running"' in proc.stdout.readline()
+    try:
+        lab.libvirtd.stop()
+        out, err = proc.communicate("query-status\n", timeout=TIMEOUT)
+    finally:
+        lab.libvirtd.ensure()  # the domain's QEMU ran on; libvirtd takes it back
+    assert proc.returncode == 3 and out == ""
+    assert err.splitlines() == [
+        f"qmpsh: error: connection to libvirt:{name} lost (libvirt closed the connection: EOF)"
+    ]
+    assert wait_until(lambda: domain_state(name) == "running")
+    lab.destroy(name)
