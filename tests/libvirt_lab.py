@@ -29,6 +29,7 @@ from support import wait_until
 
 SYSTEM_URI = "qemu:///system"
 LIBVIRTD_SOCKET = "/run/libvirt/libvirt-sock"
+LOG_DIR = Path("/var/log/libvirt/qemu")  # one log per domain, written through virtlogd
 READY_WAIT = 30.0
 STOP_WAIT = 15.0
 DOMAIN_XML = """\
@@ -153,6 +154,7 @@ class LibvirtLab:
         pid = self.domains.pop(name, 0)
         if pid and not wait_until(lambda: not alive(pid), STOP_WAIT):
             os.kill(pid, signal.SIGKILL)
+        (LOG_DIR / f"{name}.log").unlink(missing_ok=True)  # its name is ours alone
 
     def stop(self) -> None:
         for name in list(self.domains):
@@ -171,6 +173,14 @@ def domain_state(name: str) -> str:
     """``running``, ``paused``, … or '' when libvirt does not know the domain."""
     done = virsh("domstate", name)
     return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def domain_log(name: str) -> str:
+    """libvirt's log of the domain (where it records taints such as custom-monitor)."""
+    try:
+        return (LOG_DIR / f"{name}.log").read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def qemu_pid(name: str) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from libvirt_lab import LibvirtLab, domain_state, unavailable, virsh
+from libvirt_lab import LibvirtLab, domain_log, domain_state, unavailable, virsh
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from support import private_env, wait_until
@@ -159,14 +159,19 @@ def test_events_take_qemus_wire_form_with_any_data() -> None:
 # -- scripts and -c through the real CLI --------------------------------------------
 
 
-def test_query_status_and_one_taint_notice(domain: str, tmp_path: Path) -> None:
+def test_query_status_and_one_taint_notice(lab: LibvirtLab, tmp_path: Path) -> None:
+    """The notice tells the truth: libvirt logs the taint once qmpsh has spoken."""
+    domain = lab.create_domain("taint")
+    assert TAINT not in domain_log(domain)
     done = qmpsh(tmp_path, f"libvirt:{domain}", "-c", "query-status", "-c", "query-name")
     assert done.returncode == 0, done.stderr
     status, name = (json.loads(line) for line in done.stdout.splitlines())
     assert status["status"] == "running" and name == {"name": domain}
     assert done.stderr.count(TAINT) == 1 and len(done.stderr.splitlines()) == 1
+    assert wait_until(lambda: TAINT in domain_log(domain))
     quiet = qmpsh(tmp_path, f"libvirt:{domain}", "-q", "-c", "query-status")
     assert quiet.returncode == 0 and quiet.stderr == ""
+    lab.destroy(domain)
 
 
 def test_replies_look_like_qemus_ids_included(domain: str, tmp_path: Path) -> None:
