@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -63,6 +64,7 @@ class Contender:
     argv: Callable[[str, int], list[str]]
     piped: bool
     times: dict[int, list[float]] = field(default_factory=dict)
+    cpu: dict[int, list[float]] = field(default_factory=dict)  # user + sys of the process
 
 
 def contenders() -> list[Contender]:
@@ -76,16 +78,20 @@ def contenders() -> list[Contender]:
     ]
 
 
-def run_once(c: Contender, domain: str, n: int) -> float:
+def run_once(c: Contender, domain: str, n: int) -> tuple[float, float]:
+    """Wall time and CPU time (user + sys) of one whole process doing ``n`` commands."""
     stdin = b"query-status\n" * n if c.piped else b""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(c.argv(domain, n), input=stdin, capture_output=True, check=False)
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     replies = len(STATUS.findall(done.stdout))
     if done.returncode != 0 or replies != n:
         err = done.stderr.decode(errors="replace").strip()[-300:]
         raise SystemExit(f"{c.name}: exit {done.returncode}, {replies}/{n} replies: {err}")
-    return elapsed
+    return elapsed, cpu
 
 
 def measure(domain: str, sizes: tuple[int, ...], repeats: int) -> list[Contender]:
@@ -95,7 +101,9 @@ def measure(domain: str, sizes: tuple[int, ...], repeats: int) -> list[Contender
     for n in sizes:
         for _ in range(repeats):
             for c in runners:
-                c.times.setdefault(n, []).append(run_once(c, domain, n))
+                wall, cpu = run_once(c, domain, n)
+                c.times.setdefault(n, []).append(wall)
+                c.cpu.setdefault(n, []).append(cpu)
     return runners
 
 
@@ -108,19 +116,22 @@ def report(runners: list[Contender], sizes: tuple[int, ...]) -> None:
         per_command = (t_big - t_small) / (big - small) * 1000
         rate = big / t_big
         ratio = rate / (big / median(raw.times[big]))
+        cpu = (median(c.cpu[big]) - median(c.cpu[small])) / (big - small) * 1000
         rows.append(
-            [c.name, f"{t_big:.2f} s", f"{rate:.0f}/s", f"{per_command:.3f} ms", f"{ratio:.2f}x"]
-        )
-    rows.append(["qmp-shell", "-", "-", "-", "cannot reach a libvirt domain"])
-    headers = ["client", f"N={big} wall", "rate", "per command", "rate vs raw"]
+            [c.name, f"{t_big:.2f} s", f"{rate:.0f}/s", f"{per_command:.3f} ms", f"{cpu:.3f} ms",
+             f"{ratio:.2f}x"]
+        )  # fmt: skip
+    rows.append(["qmp-shell", "-", "-", "-", "-", "cannot reach a libvirt domain"])
+    headers = ["client", f"N={big} wall", "rate", "per command", "CPU/command", "rate vs raw"]
     print(table(headers, rows))
-    qmpsh_ratio = float(rows[2][4].rstrip("x"))
+    qmpsh_ratio = float(rows[2][5].rstrip("x"))
     print()
     print("qmp-shell needs the QMP socket itself; libvirtd holds it (one client per monitor),")
     print("so there is no qmp-shell figure on a libvirt domain.")
     print(
         f"per command = (wall at N={big} - wall at N={small}) / {big - small}: "
-        "the cost of one more command, start-up left out"
+        "the cost of one more command, start-up left out; CPU/command likewise, from the "
+        "process's user + sys time (what the client itself burns, whatever the load)"
     )
     print(f"target: qmpsh rate >= {TARGET}x raw libvirt-python: {verdict(qmpsh_ratio >= TARGET)}")
 
