@@ -32,6 +32,7 @@ LIBVIRTD_SOCKET = "/run/libvirt/libvirt-sock"
 LOG_DIR = Path("/var/log/libvirt/qemu")  # one log per domain, written through virtlogd
 READY_WAIT = 30.0
 STOP_WAIT = 15.0
+CREATE_ATTEMPTS = 3
 DOMAIN_XML = """\
 <domain type='qemu'>
   <name>{name}</name>
@@ -142,7 +143,12 @@ class LibvirtLab:
         emulator = shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
         xml = self.dir / f"{name}.xml"
         xml.write_text(DOMAIN_XML.format(name=name, emulator=emulator))
-        done = virsh("create", str(xml))
+        for _ in range(CREATE_ATTEMPTS):
+            done = virsh("create", str(xml))
+            # libvirt's SPICE autoport checks a port is free, then QEMU binds it: another
+            # process on this busy machine may take it in between.  Only that is retried.
+            if done.returncode == 0 or "binding socket" not in done.stderr:
+                break
         if done.returncode != 0:
             raise LabUnavailable(f"virsh create failed: {done.stderr.strip()[-300:]}")
         self.domains[name] = qemu_pid(name)

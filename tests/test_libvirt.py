@@ -192,9 +192,11 @@ def test_replies_look_like_qemus_ids_included(domain: str, tmp_path: Path) -> No
 
 
 def test_info_spice_shows_the_domains_spice_server(domain: str, tmp_path: Path) -> None:
+    """Also: the domain named by its UUID."""
     display = virsh("domdisplay", domain).stdout.strip()  # spice://127.0.0.1:5900
     port = display.rsplit(":", 1)[1]
-    done = qmpsh(tmp_path, f"libvirt:{domain}", "-q", "--format", "pretty", "-c", "info spice")
+    uuid = virsh("domuuid", domain).stdout.strip()
+    done = qmpsh(tmp_path, f"libvirt:{uuid}", "-q", "--format", "pretty", "-c", "info spice")
     assert done.returncode == 0, done.stderr
     assert "127.0.0.1" in done.stdout and port in done.stdout
 
@@ -250,6 +252,19 @@ def test_no_such_domain_is_one_line_exit_3(lab: LibvirtLab, tmp_path: Path) -> N
         "qmpsh: error: no libvirt domain 'qmpsh-never-defined' at qemu:///system"
     )
     assert TAINT not in done.stderr  # nothing was sent, nothing tainted
+
+
+def test_default_uri_comes_from_the_environment(domain: str, tmp_path: Path) -> None:
+    nowhere = "qemu+unix:///system?socket=/nonexistent/libvirt-sock"
+    done = qmpsh(tmp_path, f"libvirt:{domain}", "-c", "query-name", LIBVIRT_DEFAULT_URI=nowhere)
+    assert done.returncode == 3
+    assert done.stderr.splitlines() == [
+        f"qmpsh: error: cannot connect to libvirt at {nowhere}: Failed to connect socket to "
+        "'/nonexistent/libvirt-sock': No such file or directory (is libvirtd running?)"
+    ]
+    given = qmpsh(tmp_path, f"libvirt:{domain}@qemu:///system", "-q", "-c", "query-name",
+                  LIBVIRT_DEFAULT_URI=nowhere)  # fmt: skip
+    assert given.returncode == 0 and json.loads(given.stdout) == {"name": domain}
 
 
 def test_wait_retries_until_the_domain_runs(lab: LibvirtLab, tmp_path: Path) -> None:
