@@ -150,6 +150,7 @@ class LibvirtLab:
             if done.returncode == 0 or "binding socket" not in done.stderr:
                 break
         if done.returncode != 0:
+            (LOG_DIR / f"{name}.log").unlink(missing_ok=True)
             raise LabUnavailable(f"virsh create failed: {done.stderr.strip()[-300:]}")
         self.domains[name] = qemu_pid(name)
         return name
