@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import subprocess
     from pathlib import Path
 
+    from qmpsh.libvirt_address import LibvirtAddress
+
 DEFAULT_BINARY = "qemu-system-x86_64"
 VNC_BASE_PORT = 5900
 READY_WAIT = 10.0
@@ -75,11 +77,15 @@ class TcpAddress(NamedTuple):
 Address = UnixAddress | TcpAddress
 
 
-def parse_address(text: str) -> Address:
-    """Turn a command-line address into a unix or TCP address, or raise InputError."""
+def parse_address(text: str) -> Address | LibvirtAddress:
+    """Turn a command-line address into a unix, TCP or libvirt address, or raise InputError."""
     stripped = text.strip()
     if not stripped:
         raise InputError("empty monitor address: give a socket path or HOST:PORT")
+    if stripped.startswith("libvirt:"):
+        from qmpsh.libvirt_address import parse_libvirt_address
+
+        return parse_libvirt_address(stripped)
     if stripped.startswith("unix:"):
         return _unix(stripped[len("unix:") :], column=6)
     if stripped.startswith("tcp:"):

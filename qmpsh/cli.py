@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from qmpsh import __version__
 from qmpsh.errors import (
@@ -28,14 +28,19 @@ from qmpsh.errors import (
 
 if TYPE_CHECKING:
     from qmpsh.address import Address
+    from qmpsh.client import QmpClient
     from qmpsh.config import Config
     from qmpsh.events import EventFilter
+    from qmpsh.libvirt_address import LibvirtAddress
     from qmpsh.session import Format, Settings
 
 EPILOG = """\
 address:
   PATH or unix:PATH        a QMP unix socket (-qmp unix:PATH,server=on,wait=off)
   HOST:PORT, [::1]:PORT    a QMP TCP socket (-qmp tcp:HOST:PORT,server=on,wait=off)
+  libvirt:DOMAIN[@URI]     a libvirt domain, by name or UUID, through libvirt-python
+                           (pip install 'qmpsh[libvirt]'); URI default:
+                           $LIBVIRT_DEFAULT_URI, else qemu:///system
   default: $QMPSH_SOCKET, then $QMP_SOCKET
 
 modes:
@@ -94,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=_HelpFormatter,
     )
-    p.add_argument("address", nargs="?", help="QMP socket: PATH, unix:PATH or HOST:PORT")
+    p.add_argument(
+        "address", nargs="?", help="QMP socket: PATH, unix:PATH or HOST:PORT; or libvirt:DOMAIN"
+    )
     p.add_argument("--version", action="version", version=f"qmpsh {__version__}")
     p.add_argument(
         "--launch",
@@ -107,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="keep retrying until the socket accepts connections",
+        help="keep retrying until the socket accepts connections (libvirt: until the "
+        "domain exists and runs)",
     )
     p.add_argument(
         "-c",
@@ -220,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--list-sockets",
         action="store_true",
         help="print the unix sockets found in the current directory, $XDG_RUNTIME_DIR "
-        "and libvirt's monitor directories, one per line, and exit",
+        "and libvirt's monitor directories, then the local libvirtd's running domains "
+        "as libvirt:NAME (with the libvirt extra), one per line, and exit",
     )
     return p
 
@@ -363,7 +372,6 @@ def _signals_deferred() -> Iterator[None]:
 
 def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool) -> int:
     from qmpsh.address import parse_address
-    from qmpsh.client import QmpClient
     from qmpsh.events import EventFilter, EventLog
     from qmpsh.render import Renderer
     from qmpsh.session import Session
@@ -375,7 +383,7 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
     config = _load_config(args)
     settings = _settings(args, scripted)
     renderer = Renderer(settings.fmt, sys.stdout, sys.stderr, color=settings.color)
-    client = QmpClient(address, timeout=args.timeout)
+    client = _monitor_for(address, args)
     events = EventLog(config.events_capacity)
     session = Session(client, settings, renderer, event_log=events, echo=_echo)
     if args.events_filter:
@@ -393,6 +401,21 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
         if args.wait_event:
             status = max(status, _wait_event(args, session))
         return status
+
+
+def _monitor_for(address: Address | LibvirtAddress, args: argparse.Namespace) -> QmpClient:
+    """The connection for the address's kind, not yet connected."""
+    from qmpsh.libvirt_address import LibvirtAddress
+
+    if isinstance(address, LibvirtAddress):
+        from qmpsh.libvirt_monitor import open_libvirt_monitor
+
+        # libvirt taints the domain at our first command: say so once, not at reconnects
+        monitor = open_libvirt_monitor(address, args.timeout, None if args.quiet else _warn)
+        return cast("QmpClient", monitor)  # same surface; a Monitor protocol will say so
+    from qmpsh.client import QmpClient
+
+    return QmpClient(address, timeout=args.timeout)
 
 
 def _load_config(args: argparse.Namespace) -> Config:
@@ -430,7 +453,7 @@ def _config_filter(config: Config, quiet: bool) -> EventFilter | None:
         return None
 
 
-def remote_warning(address: Address, *, quiet: bool) -> str | None:
+def remote_warning(address: Address | LibvirtAddress, *, quiet: bool) -> str | None:
     """The warning for a TCP address off this host: anyone who can reach it owns the VM."""
     from qmpsh.address import TcpAddress
 

@@ -95,7 +95,11 @@ def _unique(paths: Iterable[str], cwd: str) -> list[str]:
 
 
 def print_sockets() -> int:
-    """``--list-sockets``: one path per line; nothing found is not an error."""
+    """``--list-sockets``: one path per line, then running libvirt domains; none is fine."""
     for path in list_sockets():
         print(path)
+    from qmpsh.libvirt_targets import local_libvirt_targets
+
+    for target in local_libvirt_targets():
+        print(target)
     return 0

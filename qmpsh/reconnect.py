@@ -71,8 +71,8 @@ def reconnect(
 
 
 def _connect_like(old: QmpClient) -> QmpClient:
-    """A new client for ``old``'s address, timeout and negotiation, with its listeners."""
-    client = QmpClient(old.address, timeout=old.timeout)
+    """A new client of ``old``'s kind, address, timeout and negotiation, with its listeners."""
+    client = type(old)(old.address, timeout=old.timeout)  # a socket, or a libvirt domain
     client.inherit_listeners(old)
     client.connect(negotiate=old.negotiates)
     return client
