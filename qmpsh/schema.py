@@ -5,8 +5,8 @@ index answers only structural questions: which commands and events exist, what
 members a type has *given what the user typed so far* (a union's tag selects more
 members), what a dotted path resolves to, and how to name a type to a human.
 Completion, highlighting, the signature hint, ``help`` and validation all ask here,
-so they never disagree.  The raw reply is cached per QEMU version because it is
-about 200 kB and changes only when QEMU does.
+so they never disagree.  The raw reply is cached per QEMU build (see ``cache_key``)
+because it is about 200 kB and changes only when QEMU does.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -416,15 +415,30 @@ def _read_cache(path: Path) -> list[dict[str, Any]] | None:
 
 
 def _write_cache(path: Path, entries: list[dict[str, Any]]) -> None:
-    """Write via a temp file and rename, so a crash never leaves half a schema behind."""
+    """Through ``outfiles``: a fresh private file renamed into place, never half written."""
+    from qmpsh.outfiles import replace_private
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f, separators=(",", ":"))
-        os.replace(tmp, path)
-    except OSError:
-        return  # a read-only cache directory only costs speed next time
+        replace_private(path, json.dumps(entries, separators=(",", ":")).encode())
+    except (OSError, UnicodeEncodeError):
+        return  # a read-only cache directory (or a lone surrogate) only costs speed
+
+
+def cache_key(version: tuple[int, int, int], package: str, commands: Sequence[Any]) -> str:
+    """What tells one QEMU build's schema from another's, without fetching the schema.
+
+    The greeting's version and package are the same for ``qemu-system-x86_64`` and
+    Debian's ``qemu-system-x86_64-microvm`` (and ``query-target`` says x86_64 for
+    both), yet their schemas differ.  The command list (``query-commands``, ~6 kB,
+    ~0.5 ms) differs with them, so a digest of it joins the key; the full schema
+    (~200 kB, ~20 ms) is what the cache is there to avoid.
+    """
+    import hashlib
+
+    names = sorted(str(c.get("name")) if isinstance(c, dict) else repr(c) for c in commands)
+    digest = hashlib.sha256("\n".join(names).encode("utf-8", "backslashreplace")).hexdigest()
+    major, minor, micro = version
+    return f"{major}.{minor}.{micro}-{package}-{digest[:16]}"
 
 
 def load_schema(
