@@ -265,7 +265,7 @@ def test_invalid_utf8_on_stdin_and_in_a_file_is_the_same_error(vm: Qemu, tmp_pat
     file_line = one_line(from_file, 2, f"line 2, col 42: {script} is not UTF-8 text")
     assert piped_line.replace("standard input", str(script)) == file_line
     for outcome in (piped, from_file):  # line 1 ran, nothing from line 2 on was sent
-        assert outcome.stdout.count('"running"') == 1, outcome.stdout
+        assert outcome.stdout.count('"status"') == 1, outcome.stdout
 
 
 def test_a_lone_surrogate_is_written_escaped_to_event_and_transcript_files(
