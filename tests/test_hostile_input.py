@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pexpect
 import pytest
@@ -203,8 +205,7 @@ def test_a_full_disk_is_said_at_once_and_the_session_goes_on(
         proc.stdin.write(b"stop\n")
         proc.stdin.flush()
         # Said at once: both files complain while the script is still open.
-        first = proc.stderr.readline().decode()
-        second = proc.stderr.readline().decode()
+        first, second = _lines_within(proc.stderr, 2)
         said = first + second
         assert "No space left on device" in first and "No space left on device" in second
         assert f"transcript {transcript}" in said and f"events file {events}" in said
@@ -222,6 +223,21 @@ def test_a_full_disk_is_said_at_once_and_the_session_goes_on(
     assert "Traceback" not in said + rest
     assert "not written to events file" in rest and "not written to transcript" in rest
     assert code == 1
+
+
+def _lines_within(stream: IO[bytes], count: int) -> list[str]:
+    """The next ``count`` lines, read on a helper thread so a silent qmpsh fails the test."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for _ in range(count):
+            lines.put(stream.readline().decode())
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        return [lines.get(timeout=support.WAIT) for _ in range(count)]
+    except queue.Empty:
+        pytest.fail("qmpsh did not say that the disk is full")
 
 
 def test_closed_stdout_is_an_error_not_a_traceback(vm: Qemu, tmp_path: Path) -> None:
