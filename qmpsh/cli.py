@@ -48,7 +48,8 @@ modes:
 
 exit codes:
   0  all good
-  1  a QMP command returned an error (the script goes on unless --exit-on-error)
+  1  a QMP command returned an error (the script goes on unless --exit-on-error),
+     or output could not be written (a full disk)
   2  usage or input-syntax error
   3  connection failed or lost (also: a reply timed out)
   4  `wait` / --wait-event timed out
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="LINE",
-        help="run LINE and exit (repeatable)",
+        help="run LINE and exit (repeatable; visible in ps: keep passwords out of it)",
     )
     p.add_argument("-f", "--file", metavar="FILE", help="run the lines of FILE and exit")
     p.add_argument(
