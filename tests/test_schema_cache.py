@@ -17,13 +17,13 @@ import qemu as qemu_module
 from qemu import Qemu
 from support import private_env
 
-from qmpsh.schema import cache_key
-
 QMPSH = [sys.executable, "-m", "qmpsh"]
 MICROVM = "qemu-system-x86_64-microvm"  # shipped with qemu-system-x86 (see .ci/run)
 
 
 def test_the_key_follows_the_command_set_not_its_order() -> None:
+    from qmpsh.schema import cache_key
+
     full = [{"name": "query-status"}, {"name": "query-spice"}]
     assert cache_key((7, 2, 0), "pkg", full) == cache_key((7, 2, 0), "pkg", full[::-1])
     assert cache_key((7, 2, 0), "pkg", full) != cache_key((7, 2, 0), "pkg", full[:1])

@@ -225,6 +225,9 @@ def test_history_has_no_secret_and_is_private(vm: Qemu, tmp_path: Path) -> None:
         for line in ("set_password protocol=vnc password=hunter2", "query-status"):
             child.send(line + "\r")
             child.expect(PROMPT)
+        # Lines run in order: once query-status has answered, both are done (and stored);
+        # a Ctrl-D sent while a command still runs is not a request to leave.
+        child.expect("VM status: running")
         child.sendcontrol("d")
         child.expect(pexpect.EOF)
     finally:
