@@ -431,14 +431,16 @@ def cache_key(version: tuple[int, int, int], package: str, commands: Sequence[An
     Debian's ``qemu-system-x86_64-microvm`` (and ``query-target`` says x86_64 for
     both), yet their schemas differ.  The command list (``query-commands``, ~6 kB,
     ~0.5 ms) differs with them, so a digest of it joins the key; the full schema
-    (~200 kB, ~20 ms) is what the cache is there to avoid.
+    (~200 kB, ~20 ms) is what the cache is there to avoid.  CRC-32 and the count,
+    not SHA-256: hashlib costs ~3 ms to import, and this only tells apart builds that
+    already share a version and package.
     """
-    import hashlib
+    import binascii  # already loaded by the json path; hashlib would cost ~3 ms
 
     names = sorted(str(c.get("name")) if isinstance(c, dict) else repr(c) for c in commands)
-    digest = hashlib.sha256("\n".join(names).encode("utf-8", "backslashreplace")).hexdigest()
+    crc = binascii.crc32("\n".join(names).encode("utf-8", "backslashreplace"))
     major, minor, micro = version
-    return f"{major}.{minor}.{micro}-{package}-{digest[:16]}"
+    return f"{major}.{minor}.{micro}-{package}-{len(names)}-{crc:08x}"
 
 
 def load_schema(
