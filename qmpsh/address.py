@@ -129,10 +129,16 @@ class LaunchedQemu:
     """A QEMU we started for ``--launch``; ``stop()`` is safe to call any number of times."""
 
     def __init__(
-        self, proc: subprocess.Popen[bytes], temp_dir: Path, vnc_port: int, spice_port: int
+        self,
+        proc: subprocess.Popen[bytes],
+        temp_dir: Path,
+        vnc_port: int,
+        spice_port: int,
+        lock_fd: int = -1,
     ) -> None:
         self.proc = proc
         self.temp_dir = temp_dir
+        self.lock_fd = lock_fd  # holds temp_dir's lock while we live (see launch_dirs)
         self.socket_path = str(temp_dir / "qmp.sock")
         self.stderr_path = temp_dir / "qemu.stderr"
         self.vnc_port = vnc_port
@@ -155,6 +161,9 @@ class LaunchedQemu:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
 
     def stderr_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
         """The last lines QEMU wrote to stderr, for error messages."""
@@ -206,9 +215,14 @@ def _launch_once(path: str, extra_args: Sequence[str]) -> LaunchedQemu:
         spice_port = free_port(avoid=vnc_port)
         args = [path, *_base_args(temp_dir / "qmp.sock", vnc_port, spice_port), *extra_args]
         proc = _spawn(args, temp_dir, lock_fd)
-    finally:
-        os.close(lock_fd)  # QEMU holds its inherited copy; the lock lives as long as it
-    qemu = LaunchedQemu(proc, temp_dir, vnc_port, spice_port)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        os.close(lock_fd)
+        raise
+    # Both hold the lock now (QEMU inherited it): the dir is in use while either lives.
+    qemu = LaunchedQemu(proc, temp_dir, vnc_port, spice_port, lock_fd)
     _wait_until_ready(qemu)
     return qemu
 
