@@ -558,6 +558,8 @@ def _wire_outputs(args: argparse.Namespace, session: Any, stack: contextlib.Exit
     from qmpsh.events import JsonLinesWriter
 
     outputs: list[Any] = []
+    if args.events == "":
+        raise InputError("--events= needs a file name (a bare --events writes to stderr)")
     if args.events:
         target = sys.stderr if args.events == "-" else args.events
         writer = stack.enter_context(JsonLinesWriter(target))

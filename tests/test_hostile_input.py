@@ -332,6 +332,11 @@ def test_events_before_the_address_keeps_the_address(vm: Qemu, tmp_path: Path) -
     assert stat.S_ISSOCK(os.stat(vm.socket).st_mode)  # still a socket, not appended to
 
 
+def test_events_with_an_empty_file_name_is_an_error(vm: Qemu, tmp_path: Path) -> None:
+    outcome = run(tmp_path, vm.socket, "--events=", "-c", "query-status")
+    one_line(outcome, 2, "--events= needs a file name")
+
+
 def test_events_help_says_the_equals_sign_is_needed(tmp_path: Path) -> None:
     outcome = run(tmp_path, "--help")
     assert "--events=FILE (the = is" in " ".join(outcome.stdout.split())
