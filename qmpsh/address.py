@@ -8,7 +8,8 @@
 ``launch_qemu`` is behind ``--launch``: a ``-machine none`` QEMU with QMP on a unix
 socket in a private temp dir, VNC and SPICE on free loopback ports, and the user's
 extra arguments appended (QEMU lets a later ``-M pc`` override ``-machine none``).
-It is stopped by PID, never by name.
+It is stopped by PID, never by name, and dies with qmpsh even when qmpsh is killed
+(``launch_dirs``).
 
 Every run parses an address but few launch QEMU, so the modules only launching
 needs (subprocess, tempfile, shutil, ipaddress for the loopback check) are
@@ -17,6 +18,7 @@ imported where they are used: a ``-c`` call starts measurably faster without the
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Sequence
@@ -133,10 +135,16 @@ class LaunchedQemu:
     """A QEMU we started for ``--launch``; ``stop()`` is safe to call any number of times."""
 
     def __init__(
-        self, proc: subprocess.Popen[bytes], temp_dir: Path, vnc_port: int, spice_port: int
+        self,
+        proc: subprocess.Popen[bytes],
+        temp_dir: Path,
+        vnc_port: int,
+        spice_port: int,
+        lock_fd: int = -1,
     ) -> None:
         self.proc = proc
         self.temp_dir = temp_dir
+        self.lock_fd = lock_fd  # holds temp_dir's lock while we live (see launch_dirs)
         self.socket_path = str(temp_dir / "qmp.sock")
         self.stderr_path = temp_dir / "qemu.stderr"
         self.vnc_port = vnc_port
@@ -159,6 +167,9 @@ class LaunchedQemu:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
 
     def stderr_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
         """The last lines QEMU wrote to stderr, for error messages."""
@@ -176,7 +187,12 @@ class LaunchedQemu:
 
 
 def launch_qemu(extra_args: Sequence[str] = (), *, binary: str = DEFAULT_BINARY) -> LaunchedQemu:
-    """Start a throwaway QEMU and wait until it answers QMP; raise LaunchError on failure."""
+    """Start a throwaway QEMU and wait until it answers QMP; raise LaunchError on failure.
+
+    Call it from the main thread: QEMU is told to stop when the thread that started
+    it dies (see ``launch_dirs``), and only the main thread lives as long as qmpsh.
+    Stale temp dirs of earlier, killed runs are swept first.
+    """
     import shutil
 
     path = shutil.which(binary)
@@ -196,14 +212,23 @@ def launch_qemu(extra_args: Sequence[str] = (), *, binary: str = DEFAULT_BINARY)
 
 
 def _launch_once(path: str, extra_args: Sequence[str]) -> LaunchedQemu:
-    import tempfile
-    from pathlib import Path
+    from qmpsh import launch_dirs
 
-    temp_dir = Path(tempfile.mkdtemp(prefix="qmpsh-launch-"))  # mkdtemp makes it 0700
-    vnc_port = free_port(VNC_BASE_PORT)
-    spice_port = free_port(avoid=vnc_port)
-    args = [path, *_base_args(temp_dir / "qmp.sock", vnc_port, spice_port), *extra_args]
-    qemu = LaunchedQemu(_spawn(args, temp_dir), temp_dir, vnc_port, spice_port)
+    launch_dirs.sweep_stale()
+    temp_dir, lock_fd = launch_dirs.make_locked()
+    try:
+        vnc_port = free_port(VNC_BASE_PORT)
+        spice_port = free_port(avoid=vnc_port)
+        args = [path, *_base_args(temp_dir / "qmp.sock", vnc_port, spice_port), *extra_args]
+        proc = _spawn(args, temp_dir, lock_fd)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        os.close(lock_fd)
+        raise
+    # Both hold the lock now (QEMU inherited it): the dir is in use while either lives.
+    qemu = LaunchedQemu(proc, temp_dir, vnc_port, spice_port, lock_fd)
     _wait_until_ready(qemu)
     return qemu
 
@@ -217,10 +242,18 @@ def _base_args(sock: Path, vnc_port: int, spice_port: int) -> list[str]:
     ]
 
 
-def _spawn(args: list[str], temp_dir: Path) -> subprocess.Popen[bytes]:
-    # A new session keeps the shell's Ctrl-C (SIGINT to the foreground group) away from QEMU.
+def _spawn(args: list[str], temp_dir: Path, lock_fd: int) -> subprocess.Popen[bytes]:
+    """Start QEMU so that it cannot outlive qmpsh, whatever ends qmpsh (even SIGKILL).
+
+    A new session keeps the shell's Ctrl-C (SIGINT to the foreground group) away from
+    QEMU; the kernel's parent-death signal then stops it when qmpsh dies.  QEMU also
+    inherits the temp dir's lock, so a later ``--launch`` sweeps the dir only once
+    both are gone.
+    """
     import shutil
     import subprocess
+
+    from qmpsh.launch_dirs import die_with_parent
 
     with open(temp_dir / "qemu.stderr", "wb") as err:
         try:
@@ -230,6 +263,8 @@ def _spawn(args: list[str], temp_dir: Path) -> subprocess.Popen[bytes]:
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 start_new_session=True,
+                pass_fds=(lock_fd,),
+                preexec_fn=die_with_parent(),
             )
         except OSError as e:
             shutil.rmtree(temp_dir, ignore_errors=True)

@@ -13,14 +13,16 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from qmpsh import __version__
 from qmpsh.errors import (
+    EXIT_COMMAND_ERROR,
     EXIT_OK,
     EXIT_TIMEOUT,
+    EXIT_USAGE,
     EventTimeout,
     InputError,
     QmpshError,
@@ -51,7 +53,8 @@ modes:
 
 exit codes:
   0  all good
-  1  a QMP command returned an error (the script goes on unless --exit-on-error)
+  1  a QMP command returned an error (the script goes on unless --exit-on-error),
+     or output could not be written (a full disk)
   2  usage or input-syntax error
   3  connection failed or lost (also: a reply timed out)
   4  `wait` / --wait-event timed out
@@ -111,8 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--wait",
-        type=float,
-        default=0.0,
+        default="0",
         metavar="SECONDS",
         help="keep retrying until the socket accepts connections (libvirt: until the "
         "domain exists and runs)",
@@ -123,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="LINE",
-        help="run LINE and exit (repeatable)",
+        help="run LINE and exit (repeatable; visible in ps: keep passwords out of it)",
     )
     p.add_argument("-f", "--file", metavar="FILE", help="run the lines of FILE and exit")
     p.add_argument(
@@ -140,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--events",
         nargs="?",
         const="-",
-        metavar="FILE",
-        help="write every event as a JSON line to stderr, or append to FILE",
+        metavar="=FILE",
+        help="write every event as a JSON line to stderr, or with --events=FILE (the = is "
+        "needed) append to FILE",
     )
     p.add_argument(
         "--events-filter",
@@ -156,8 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--timeout",
-        type=float,
-        default=30.0,
+        default="30",
         metavar="SECONDS",
         help="how long to wait for a reply or for --wait-event (default 30)",
     )
@@ -246,14 +248,37 @@ def split_qemu_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qmpsh`` command; returns the process exit code."""
     own, qemu_args = split_qemu_args(sys.argv[1:] if argv is None else argv)
+    if not _std_streams_open():
+        _report("standard output is closed; redirect it to a file or /dev/null instead")
+        return EXIT_USAGE
+    try:
+        status = _dispatch(own, qemu_args)
+        sys.stdout.flush()  # here, so a full disk is reported, not ignored at exit
+        return status
+    except SystemExit:  # --help, --version, a usage error: their text must be out too
+        sys.stdout.flush()
+        raise
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_OK
+    except OSError as exc:  # `> /dev/full`: replies cannot be written
+        return _output_failed(exc)
+    finally:
+        if argv is None:  # the process is ours (console script, python -m): it ends now
+            _skip_exit_collection()
+
+
+def _dispatch(own: list[str], qemu_args: list[str]) -> int:
+    """Parse the options and run the mode they ask for; QmpshError becomes its exit code."""
     parser = build_parser()
-    args = parser.parse_args(own)
+    args = parser.parse_args(_events_option(own))
     if args.completions or args.list_sockets:
         return _print_and_exit(args)
     if qemu_args and not args.launch:
         parser.error("arguments after -- are for QEMU and need --launch")
     _install_signal_handlers()
     try:
+        _check_numbers(args)
         return _run(args, qemu_args)
     except EventTimeout as exc:
         _report(str(exc))
@@ -263,12 +288,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        _silence_stdout()
-        return EXIT_OK
-    finally:
-        if argv is None:  # the process is ours (console script, python -m): it ends now
-            _skip_exit_collection()
+
+
+def _std_streams_open() -> bool:
+    """Point a closed fd 0, 1 or 2 at /dev/null; False when it was stdout.
+
+    ``qmpsh … >&-`` leaves fd 1 free, and the next file opened would take it: the QMP
+    socket or a transcript would become "standard output".  Replies that can go
+    nowhere are an error; a closed stdin reads as empty, a closed stderr as silence.
+    """
+    stdout_open = True
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115  (fd stays ours)
+        stdout_open = stdout_open and fd != 1
+    return stdout_open
+
+
+def _events_option(argv: list[str]) -> list[str]:
+    """A bare ``--events`` means stderr; a file needs ``--events=FILE``.
+
+    argparse would take the word after a bare ``--events`` as its FILE, so
+    ``qmpsh --events /run/vm.sock`` appended events to the socket's path and had no
+    address left.  Spelling the bare form out keeps the next word for what it is.
+    """
+    return ["--events=-" if word == "--events" else word for word in argv]
+
+
+def _output_failed(exc: OSError) -> int:
+    """One line for a reply that could not be written (``> /dev/full``, a dead disk).
+
+    Files qmpsh opens itself report their own failures and never raise, and socket
+    errors arrive as QmpshError: an OSError that gets here came from writing stdout.
+    """
+    _report(f"cannot write standard output: {exc.strerror or exc}")
+    _silence_stdout()  # the unwritten rest must not fail again at exit
+    return EXIT_COMMAND_ERROR
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """--timeout and --wait as seconds, refused like `wait … timeout=` refuses them."""
+    from qmpsh.durations import parse_seconds
+
+    args.timeout = parse_seconds(args.timeout, "--timeout", zero_ok=False)
+    args.wait = parse_seconds(args.wait, "--wait")
 
 
 def _skip_exit_collection() -> None:
@@ -391,7 +462,7 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
     else:
         session.event_filter = _config_filter(config, args.quiet)
     with contextlib.ExitStack() as stack:
-        _wire_outputs(args, session, stack)
+        outputs = _wire_outputs(args, session, stack)
         client.connect(wait=args.wait, negotiate=not args.skip_negotiation)
         stack.callback(lambda: session.client.close())  # the client `reconnect` made, if any
         if scripted:
@@ -400,7 +471,7 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
             status = _run_interactive(args, session, config)
         if args.wait_event:
             status = max(status, _wait_event(args, session))
-        return status
+        return max(status, _output_losses(outputs))
 
 
 def _monitor_for(address: Address | LibvirtAddress, args: argparse.Namespace) -> QmpClient:
@@ -502,13 +573,20 @@ def _echo(message: dict[str, Any]) -> None:
     print(json.dumps(redact_message(message), separators=(",", ":")), file=sys.stderr)
 
 
-def _wire_outputs(args: argparse.Namespace, session: Any, stack: contextlib.ExitStack) -> None:
-    """--events and --transcript/-l: files get every event, from the reader thread."""
+def _wire_outputs(args: argparse.Namespace, session: Any, stack: contextlib.ExitStack) -> list[Any]:
+    """--events and --transcript/-l: files get every event, from the reader thread.
+
+    Returns the writers, whose ``loss()`` says at the end what a full disk cost.
+    """
     from qmpsh.events import JsonLinesWriter
 
+    outputs: list[Any] = []
+    if args.events == "":
+        raise InputError("--events= needs a file name (a bare --events writes to stderr)")
     if args.events:
         target = sys.stderr if args.events == "-" else args.events
         writer = stack.enter_context(JsonLinesWriter(target))
+        outputs.append(writer)
         flt = session.event_filter
         session.client.add_event_listener(
             lambda event: writer.write(event) if flt is None or flt.matches(event) else None
@@ -517,7 +595,17 @@ def _wire_outputs(args: argparse.Namespace, session: Any, stack: contextlib.Exit
         from qmpsh.transcript import Transcript  # only when asked: it costs start-up time
 
         transcript = stack.enter_context(Transcript(path))
+        outputs.append(transcript)
         session.client.add_transcript_listener(_redacting(session, transcript.record))
+    return outputs
+
+
+def _output_losses(outputs: list[Any]) -> int:
+    """Lines a full disk swallowed were said at once; the exit status says it again."""
+    losses = [loss for loss in (o.loss() for o in outputs) if loss]
+    for loss in losses:
+        _report(loss)
+    return EXIT_COMMAND_ERROR if losses else EXIT_OK
 
 
 def _run_script(args: argparse.Namespace, session: Any) -> int:
@@ -527,22 +615,31 @@ def _run_script(args: argparse.Namespace, session: Any) -> int:
         return run_lines(session, args.command, numbered=len(args.command) > 1)
     if args.file:
         try:
-            fh = open(args.file, encoding="utf-8")  # noqa: SIM115  (closed below)
+            fh = open(args.file, "rb")  # noqa: SIM115  (closed below)
         except OSError as exc:
             raise InputError(f"cannot read {args.file}: {exc.strerror}") from None
         # Only open() is guarded: an EPIPE from printing (`| head`) is not a read error.
         with fh:
-            return _utf8_lines(session, fh, args.file)
-    return _utf8_lines(session, sys.stdin, "standard input")
+            return run_lines(session, utf8_lines(fh, args.file), numbered=True)
+    return run_lines(session, utf8_lines(sys.stdin.buffer, "standard input"), numbered=True)
 
 
-def _utf8_lines(session: Any, lines: TextIO, name: str) -> int:
-    from qmpsh.script import run_lines
+def utf8_lines(stream: Iterable[bytes], name: str) -> Iterator[str]:
+    """The lines of a script, strictly UTF-8: the same rule for -f and standard input.
 
-    try:
-        return run_lines(session, lines, numbered=True)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    Python reads a pipe with ``surrogateescape`` under some locales, so a stray byte
+    used to travel to QEMU as ``\\udcff``.  A line that is not UTF-8 stops the script
+    with an input error naming it; nothing after it is sent.
+    """
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{name} is not UTF-8 text: byte 0x{raw[exc.start]:02x} ({exc.reason})",
+                column=len(raw[: exc.start].decode("utf-8", "replace")) + 1,
+                line=number,
+            ) from None
 
 
 def _run_interactive(args: argparse.Namespace, session: Any, config: Config) -> int:
@@ -565,10 +662,16 @@ def _wait_event(args: argparse.Namespace, session: Any) -> int:
     words = [args.wait_event]
     if args.events_filter:
         flt = EventFilter.parse(args.events_filter)
-        words += [f"!{glob}" for glob in flt.exclude] + [str(p) for p in flt.predicates]
+        words += [f"!{glob}" for glob in flt.exclude]
+        # Unquoted: `wait` takes shell words and quotes each value again itself.
+        words += [_raw_term(p.path, p.negated, p.pattern) for p in flt.predicates]
     words.append(f"timeout={args.timeout}")
     status: int = session.run_line("wait " + " ".join(map(shlex.quote, words)))
     return status
+
+
+def _raw_term(path: tuple[str, ...], negated: bool, pattern: str) -> str:
+    return f"{'.'.join(path)}{'!=' if negated else '='}{pattern}"
 
 
 if __name__ == "__main__":  # pragma: no cover

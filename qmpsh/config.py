@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("pretty", "json", "raw")
 COLORS = ("auto", "always", "never")
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few lines; more is a mistake or an attack
 
 Warn = Callable[[str], None]
 
@@ -81,16 +82,35 @@ def load_config(
     path = path if path is not None else _config_file(env)
     say = warn if warn is not None else (lambda message: None)
     try:
-        with open(path, "rb") as fh:
-            import tomllib  # only once there is a file: it costs ~3 ms of every start
+        text = _read_small_file(path)
+        import tomllib  # only once there is a file: it costs ~3 ms of every start
 
-            data = tomllib.load(fh)
+        data = tomllib.loads(text)
     except FileNotFoundError:
         return Config()
     except (OSError, ValueError) as exc:  # ValueError: TOMLDecodeError, UnicodeDecodeError
         say(f"qmpsh: warning: ignoring config {path}: {_reason(exc)}")
         return Config()
     return config_from_dict(data, warn=lambda message: say(f"qmpsh: warning: {path}: {message}"))
+
+
+def _read_small_file(path: Path | str) -> str:
+    """The file's text; a FIFO, a device or a huge file is refused instead of read.
+
+    ``QMPSH_CONFIG=/dev/zero`` would otherwise fill the memory, and a FIFO with no
+    writer would hang every start (``O_NONBLOCK`` keeps the open itself from waiting).
+    """
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        data = fh.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(f"larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    return data.decode("utf-8")
 
 
 def _reason(exc: Exception) -> str:

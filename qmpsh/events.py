@@ -22,7 +22,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from qmpsh.errors import InputError
 from qmpsh.event_summary import (
@@ -35,6 +35,9 @@ from qmpsh.event_summary import (
     spice_sessions,
     summarize,
 )
+
+if TYPE_CHECKING:
+    from qmpsh.outfiles import OutputFile
 
 __all__ = [
     "EventFilter",
@@ -374,34 +377,52 @@ class EventLog:
 
 
 class JsonLinesWriter:
-    """One compact JSON object per line, flushed at once: the complete on-disk record.
+    """One compact JSON object per line, written at once: the complete on-disk record.
 
-    A path is opened for appending and created private (0600): events name hosts,
-    ports and certificate subjects.  A stream passed in is left open by ``close()``.
+    A path is opened through ``outfiles`` (appending, private 0600, no symlinks, only
+    a regular file of ours): events name hosts, ports and certificate subjects.  A
+    full disk is reported at once and counted (``loss()``), never raised into the
+    reader thread.  A stream passed in (stderr) is left open by ``close()``.
     """
 
     def __init__(self, target: str | os.PathLike[str] | IO[str]) -> None:
         self._lock = threading.Lock()
+        self._file: OutputFile | None = None
+        self._stream: IO[str] | None = None
         if isinstance(target, str | os.PathLike):
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            self._stream: IO[str] = os.fdopen(fd, "a", encoding="utf-8")
-            self._owned = True
+            from qmpsh.outfiles import OutputFile
+
+            self._file = OutputFile(target, "events file")
         else:
-            self._stream, self._owned = target, False
+            self._stream = target
         self.closed = False
 
     def write(self, message: dict[str, Any]) -> None:
         line = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+        if self._file is not None:
+            if self.closed:
+                raise ValueError("JsonLinesWriter is closed")
+            from qmpsh.outfiles import json_line
+
+            self._file.write(json_line(line, lambda: json.dumps(message, separators=(",", ":"))))
+            return
         with self._lock:
             if self.closed:
                 raise ValueError("JsonLinesWriter is closed")
+            assert self._stream is not None
+            if not line.isascii():  # a lone surrogate cannot reach a UTF-8 stream
+                line = line.encode("utf-8", "backslashreplace").decode("utf-8")
             self._stream.write(line + "\n")
             self._stream.flush()
 
+    def loss(self) -> str | None:
+        """What a full disk cost, for the end of the run (None: nothing lost)."""
+        return self._file.loss() if self._file is not None else None
+
     def close(self) -> None:
         with self._lock:
-            if not self.closed and self._owned:
-                self._stream.close()
+            if self._file is not None:
+                self._file.close()
             self.closed = True
 
     def __enter__(self) -> JsonLinesWriter:

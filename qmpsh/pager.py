@@ -7,10 +7,14 @@ Pure: no terminal library; the UI decides when the terminal is free to hand over
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import subprocess
+import sys
 from collections.abc import Mapping
+
+from qmpsh.errors import InputError
 
 DEFAULT_LESS = "-SRXF"
 
@@ -21,9 +25,19 @@ def needs_paging(text: str, rows: int) -> bool:
 
 
 def pager_command(env: Mapping[str, str] = os.environ) -> list[str]:
-    """``$PAGER`` split like a shell would, else ``less``."""
-    words = shlex.split(env.get("PAGER", "") or "less")
+    """``$PAGER`` split like a shell would, else ``less``; InputError if it cannot be split."""
+    text = env.get("PAGER", "") or "less"
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:  # an unbalanced quote, a trailing backslash
+        raise InputError(f"cannot use PAGER={text!r} ({str(exc).lower()}); not paging") from None
     return words or ["less"]
+
+
+@functools.lru_cache(maxsize=8)
+def _warn_once(message: str) -> None:
+    """The same bad $PAGER would otherwise warn at every long reply."""
+    print(f"qmpsh: warning: {message}", file=sys.stderr)
 
 
 def pager_env(env: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -35,9 +49,12 @@ def pager_env(env: Mapping[str, str] = os.environ) -> dict[str, str]:
 def page(text: str, env: Mapping[str, str] = os.environ) -> bool:
     """Show ``text`` in the pager; False if no pager could run (the caller prints it)."""
     try:
-        proc = subprocess.Popen(
-            pager_command(env), stdin=subprocess.PIPE, env=pager_env(env), text=True
-        )
+        command = pager_command(env)
+    except InputError as exc:
+        _warn_once(str(exc))
+        return False
+    try:
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, env=pager_env(env), text=True)
     except OSError:
         return False
     try:

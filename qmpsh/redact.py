@@ -78,16 +78,20 @@ def _redact(value: Any, schema: Schema | None, type_name: str | None) -> Any:
 
 
 def _redact_object(
-    value: dict[str, Any], schema: Schema | None, type_name: str | None
+    value: dict[str, Any], schema: Schema | None, type_name: str | None, secret: bool = False
 ) -> dict[str, Any]:
+    """``secret``: this is the ``props`` of a secret object, whose ``data`` is the secret."""
     obj = schema.object_branch(type_name) if schema is not None and type_name else None
-    secret_data = str(value.get("qom-type", "")).startswith("secret")
+    secret_data = secret or str(value.get("qom-type", "")).startswith("secret")
     out: dict[str, Any] = {}
     for key, item in value.items():
         member = schema.member(obj, key, value) if schema is not None and obj else None
         member_type = member.type if member is not None and member.type != "any" else None
         if (key == "data" and secret_data) or _masked(key, item, schema, member_type):
             out[key] = MASK
+        elif key == "props" and secret_data and isinstance(item, dict):
+            # The older nested form: object-add qom-type=secret id=s props={"data": …}
+            out[key] = _redact_object(item, schema, None, secret=True)
         else:
             out[key] = _redact(item, schema, member_type)
     return out

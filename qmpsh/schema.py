@@ -10,7 +10,8 @@ which commands take any key (``device_add``), which features are worth a label,
 and what a typed word means for a member (``value_of``: ``123`` is a string for a
 ``str``, ``on`` a bool for a ``bool``).  Completion, highlighting, the signature
 hint, ``help`` and validation all ask here, so they never disagree.  The raw reply
-is cached per QEMU version because it is about 200 kB and changes only when QEMU does.
+is cached per QEMU build (see ``cache_key``): it is about 200 kB and changes only
+when QEMU does.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -588,15 +588,32 @@ def _read_cache(path: Path) -> list[dict[str, Any]] | None:
 
 
 def _write_cache(path: Path, entries: list[dict[str, Any]]) -> None:
-    """Write via a temp file and rename, so a crash never leaves half a schema behind."""
+    """Through ``outfiles``: a fresh private file renamed into place, never half written."""
+    from qmpsh.outfiles import replace_private
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(entries, f, separators=(",", ":"))
-        os.replace(tmp, path)
-    except OSError:
-        return  # a read-only cache directory only costs speed next time
+        replace_private(path, json.dumps(entries, separators=(",", ":")).encode())
+    except (OSError, UnicodeEncodeError):
+        return  # a read-only cache directory (or a lone surrogate) only costs speed
+
+
+def cache_key(version: tuple[int, int, int], package: str, commands: Sequence[Any]) -> str:
+    """What tells one QEMU build's schema from another's, without fetching the schema.
+
+    The greeting's version and package are the same for ``qemu-system-x86_64`` and
+    Debian's ``qemu-system-x86_64-microvm`` (and ``query-target`` says x86_64 for
+    both), yet their schemas differ.  The command list (``query-commands``, ~6 kB,
+    ~0.5 ms) differs with them, so a digest of it joins the key; the full schema
+    (~200 kB, ~20 ms) is what the cache is there to avoid.  CRC-32 and the count,
+    not SHA-256: hashlib costs ~3 ms to import, and this only tells apart builds that
+    already share a version and package.
+    """
+    import binascii  # already loaded by the json path; hashlib would cost ~3 ms
+
+    names = sorted(str(c.get("name")) if isinstance(c, dict) else repr(c) for c in commands)
+    crc = binascii.crc32("\n".join(names).encode("utf-8", "backslashreplace"))
+    major, minor, micro = version
+    return f"{major}.{minor}.{micro}-{package}-{len(names)}-{crc:08x}"
 
 
 def load_schema(

@@ -137,8 +137,13 @@ class Session:
         return entries
 
     def _version_key(self) -> str:
-        major, minor, micro = self.client.version
-        return f"{major}.{minor}.{micro}-{self.client.package}"
+        from qmpsh.schema import cache_key
+
+        try:
+            commands = self.client.execute("query-commands")
+        except CommandError:
+            commands = []  # a server without it: version and package alone
+        return cache_key(self.client.version, self.client.package, commands)
 
     # -- running lines ---------------------------------------------------------
 

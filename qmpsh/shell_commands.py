@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from qmpsh.commands import REGISTRY
+from qmpsh.durations import parse_seconds
 from qmpsh.errors import EXIT_OK, EventTimeout, InputError
 from qmpsh.event_summary import SpiceSession
 from qmpsh.events import EventFilter, LoggedEvent, format_spice_sessions, spice_sessions
@@ -161,9 +162,9 @@ def wait_event(session: Session, argv: tuple[str, ...]) -> int:
     terms = []
     for word in argv:
         if word.startswith("timeout="):
-            timeout = _seconds(word.partition("=")[2])
+            timeout = parse_seconds(word.partition("=")[2], "timeout")
         else:
-            terms.append(word)
+            terms.append(_filter_term(word))
     flt = EventFilter.parse(" ".join(terms))
     found = _wait_while_connected(session, flt, timeout)
     if found is None:
@@ -171,6 +172,22 @@ def wait_event(session: Session, argv: tuple[str, ...]) -> int:
     session.wait_mark = found.seq
     session.renderer.reply("wait", {"return": found.event})
     return EXIT_OK
+
+
+def _filter_term(word: str) -> str:
+    """One shell word as one filter term: the shell already took its quotes off.
+
+    ``wait X p="a b"`` reaches here as ``p=a b``; quoting the value again keeps the
+    blank (or comma) inside it, as ``--events-filter 'p="a b"'`` does.
+    """
+    key, sep, value = word.partition("=")
+    if not sep or not any(c.isspace() or c in ",\"'" for c in value):
+        return word
+    if '"' not in value:
+        return f'{key}="{value}"'
+    if "'" not in value:
+        return f"{key}='{value}'"
+    raise InputError(f"a value cannot hold both kinds of quote: {word!r}")
 
 
 def _wait_while_connected(session: Session, flt: EventFilter, timeout: float) -> LoggedEvent | None:
@@ -188,16 +205,6 @@ def _wait_while_connected(session: Session, flt: EventFilter, timeout: float) ->
             return found
         if failure is not None:
             raise copy.copy(failure).with_traceback(None)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"timeout must be a number of seconds, not '{text}'") from None
-    if value < 0:
-        raise InputError("timeout must not be negative")
-    return value
 
 
 @REGISTRY.command(

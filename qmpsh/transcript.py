@@ -8,26 +8,23 @@ beside QEMU's own logs; secrets are masked before they reach the disk.
 from __future__ import annotations
 
 import json
-import os
-import threading
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from qmpsh.errors import InputError
+from qmpsh.outfiles import OutputFile, json_line
 from qmpsh.redact import redact_message
 
 
 class Transcript:
-    """An append-only JSON-lines file, created with mode 0600."""
+    """An append-only JSON-lines file, opened the one private way (``outfiles``).
+
+    A full disk is reported at once and counted (``loss()``), never raised into the
+    reader thread, so the session goes on and the run ends non-zero.
+    """
 
     def __init__(self, path: str) -> None:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise InputError(f"cannot open transcript {path}: {exc.strerror}") from None
-        self._file = os.fdopen(fd, "a", encoding="utf-8")
-        self._lock = threading.Lock()  # the reader thread and the main thread both write
+        self._file = OutputFile(path, "transcript")
 
     def record(self, direction: str, message: dict[str, Any]) -> None:
         """Write one message; ``direction`` is ``out``, ``in`` or ``event``."""
@@ -37,13 +34,14 @@ class Transcript:
             "msg": redact_message(message) if direction == "out" else message,
         }
         line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
-        with self._lock:
-            self._file.write(line + "\n")
-            self._file.flush()
+        self._file.write(json_line(line, lambda: json.dumps(entry, separators=(",", ":"))))
+
+    def loss(self) -> str | None:
+        """What a full disk cost, for the end of the run (None: nothing lost)."""
+        return self._file.loss()
 
     def close(self) -> None:
-        with self._lock:
-            self._file.close()
+        self._file.close()
 
     def __enter__(self) -> Transcript:
         return self

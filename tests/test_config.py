@@ -133,3 +133,38 @@ def test_reconnect_key_is_read_and_type_checked() -> None:
     assert warnings == []
     assert config_from_dict({"reconnect": "yes"}, warn=warnings.append).reconnect is False
     assert len(warnings) == 1 and "reconnect" in warnings[0]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge"])
+def test_a_config_that_is_not_a_small_file_warns_instead_of_hanging(
+    tmp_path: Path, kind: str
+) -> None:
+    """``QMPSH_CONFIG`` at a FIFO once hung every start; at /dev/zero it filled memory."""
+    import os
+    import subprocess
+    import sys
+
+    from qemu import Qemu
+    from support import private_env
+
+    path = tmp_path / "config.toml"
+    if kind == "fifo":
+        os.mkfifo(path)  # nobody ever writes: a blocking open or read waits for ever
+    elif kind == "device":
+        path = Path("/dev/zero")
+    else:
+        path.write_text("# padding\n" * 200_000)
+    with Qemu() as vm:
+        result = subprocess.run(
+            [sys.executable, "-m", "qmpsh", vm.socket, "-c", "query-status"],
+            capture_output=True,
+            text=True,
+            env=private_env(tmp_path, QMPSH_CONFIG=str(path)),
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    [warning] = result.stderr.splitlines()
+    assert warning.startswith(f"qmpsh: warning: ignoring config {path}: ")
+    assert ("not a regular file" if kind != "huge" else "larger than 1024 KiB") in warning
+    assert '"running"' in result.stdout

@@ -73,3 +73,113 @@ def test_unwritable_location_does_not_raise(tmp_path: Path) -> None:
     blocker.write_text("")
     history = PrivateHistory(blocker / "sub" / "history")  # parent is a file: cannot exist
     history.store_string("query-status")  # silently not stored
+
+
+# -- files that are not ours -----------------------------------------------------------
+
+
+def _precious(tmp_path: Path) -> Path:
+    target = tmp_path / "precious"
+    target.write_text("keep me\n")
+    target.chmod(0o644)
+    return target
+
+
+def _refused(tmp_path: Path, path: Path) -> list[str]:
+    said: list[str] = []
+    history = PrivateHistory(path, warn=said.append)
+    history.store_string("query-status")
+    assert list(history.load_history_strings()) == []
+    return said
+
+
+def test_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    target = _precious(tmp_path)
+    link = tmp_path / "history"
+    link.symlink_to(target)
+    [said] = _refused(tmp_path, link)
+    assert "symbolic link" in said and "history is not saved" in said
+    assert target.read_text() == "keep me\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_a_device_node_is_not_touched(tmp_path: Path) -> None:
+    import os
+
+    node = tmp_path / "null"
+    os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a /dev/null of our own
+    node.chmod(0o666)  # mknod's mode is masked by the umask
+    [said] = _refused(tmp_path, node)
+    assert "not a regular file" in said
+    assert stat.S_IMODE(node.stat().st_mode) == 0o666
+
+
+def test_a_fifo_neither_blocks_nor_is_touched(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o644)
+    [said] = _refused(tmp_path, fifo)  # no reader: a blocking open would hang here
+    assert "not a regular file" in said
+    assert stat.S_IMODE(fifo.stat().st_mode) == 0o644
+
+
+def test_a_full_disk_is_said_once_and_not_raised(tmp_path: Path) -> None:
+    """A full filesystem, for real: a tiny tmpfs, filled (we are root, see .ci/run)."""
+    import os
+    import subprocess
+
+    mount = tmp_path / "full"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], check=True)
+    try:
+        said: list[str] = []
+        history = PrivateHistory(mount / "history", warn=said.append)
+        filler = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(filler, b"\0" * 4096):
+                pass
+        except OSError:
+            pass  # full now
+        finally:
+            os.close(filler)
+        for i in range(3):
+            history.store_string(f"query-{i}")
+        history.close()
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    assert len(said) == 1 and "No space left on device" in said[0]
+
+
+def test_the_real_shell_carries_on_without_a_history_it_may_not_use(tmp_path: Path) -> None:
+    """``QMPSH_HISTFILE`` at a link to someone's file: one warning, a working shell."""
+    import sys
+
+    import pexpect
+    from qemu import Qemu
+    from support import private_env
+
+    target = _precious(tmp_path)
+    link = tmp_path / "history-link"
+    link.symlink_to(target)
+    env = private_env(
+        tmp_path, TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1", QMPSH_HISTFILE=str(link)
+    )
+    with Qemu() as vm:
+        child = pexpect.spawn(
+            sys.executable, ["-m", "qmpsh", vm.socket], env=env, encoding="utf-8", timeout=30
+        )
+        try:
+            child.expect("symbolic link")
+            child.expect(r"\(qemu \d+\.\d+\.\d+\) ")
+            child.send("query-status\r")
+            child.expect("VM status: running")  # answered: Ctrl-D now means leave
+            child.sendcontrol("d")
+            child.expect(pexpect.EOF)
+            seen = child.before or ""
+        finally:
+            child.close(force=True)
+    assert "Traceback" not in seen
+    assert child.exitstatus == 0
+    assert target.read_text() == "keep me\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644

@@ -167,8 +167,10 @@ def test_schema_is_read_again_when_the_version_changes(path: str, tmp_path: Path
     def fake_qemu(conn: FakeConnection) -> None:
         conn.send(newer)
         conn.reply(conn.read(), {})
-        conn.reply(conn.read(), tiny)  # query-qmp-schema
-        conn.read()
+        answers = {"query-commands": [{"name": "only-this"}], "query-qmp-schema": tiny}
+        while True:  # the cache key asks query-commands first; EOF ends the loop
+            request = conn.read()
+            conn.reply(request, answers[request["execute"]])
 
     with FakeQmpServer(str(tmp_path / "fake.sock"), fake_qemu) as server:
         client = QmpClient(parse_address(server.path), timeout=10.0)

@@ -86,9 +86,18 @@ def test_signal_ends_the_shell_and_history_is_kept(
 
 
 def qemu_dir(qemu_pid: int) -> Path:
-    """The temp dir ``--launch`` made, read from QEMU's own ``-qmp unix:DIR/qmp.sock``."""
-    argv = Path(f"/proc/{qemu_pid}/cmdline").read_bytes().split(b"\0")
-    qmp = next(a.decode() for a in argv if a.startswith(b"unix:"))
+    """The temp dir ``--launch`` made, read from QEMU's own ``-qmp unix:DIR/qmp.sock``.
+
+    The child shows up before it has exec'd QEMU: wait until its command line is QEMU's.
+    """
+
+    def qmp_arg() -> str | None:
+        argv = Path(f"/proc/{qemu_pid}/cmdline").read_bytes().split(b"\0")
+        return next((a.decode() for a in argv if a.startswith(b"unix:")), None)
+
+    wait_for(qmp_arg, "QEMU to be exec'd")
+    qmp = qmp_arg()
+    assert qmp is not None
     return Path(qmp.removeprefix("unix:").split(",")[0]).parent
 
 
@@ -171,3 +180,51 @@ def test_sigpipe_into_head_is_quiet(vm: Qemu, tmp_path: Path) -> None:
     assert qmpsh.wait(timeout=TIMEOUT) == 0
     assert b'"running"' in first
     assert err == b""
+
+
+def launch_dirs_in(tmp: Path) -> list[Path]:
+    return sorted(tmp.glob("qmpsh-launch-*"))
+
+
+def test_sigkill_on_qmpsh_takes_its_qemu_and_the_next_launch_sweeps_the_dir(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` runs no cleanup of ours: the kernel stops QEMU, the next --launch tidies.
+
+    A dir that a live qmpsh still uses is left alone by the sweep.
+    """
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(private_env(tmp_path), TMPDIR=str(tmp))
+    killed = subprocess.Popen(
+        [*QMPSH, "--launch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+    alive = subprocess.Popen(
+        [*QMPSH, "--launch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+    try:
+        wait_for(lambda: children(killed.pid) and children(alive.pid), "both launched QEMUs")
+        [qemu_pid] = children(killed.pid)
+        [alive_qemu] = children(alive.pid)
+        stale, kept = qemu_dir(qemu_pid), qemu_dir(alive_qemu)
+        wait_for(lambda: (stale / "qmp.sock").exists(), "the QMP socket")
+        killed.kill()  # SIGKILL: no handler, no finally, no atexit
+        killed.wait(timeout=TIMEOUT)
+        wait_for(lambda: gone(qemu_pid), "QEMU to die with qmpsh")
+        assert stale.exists()  # nobody was left to remove it
+        third = subprocess.run(
+            [*QMPSH, "--launch", "-c", "query-status"],
+            capture_output=True,
+            env=env,
+            timeout=TIMEOUT * 3,
+        )
+        assert third.returncode == 0, third.stderr
+        assert not stale.exists()
+        assert kept.exists() and not gone(alive_qemu)
+        assert launch_dirs_in(tmp) == [kept]
+    finally:
+        for proc in (killed, alive):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    wait_for(lambda: gone(alive_qemu), "the second QEMU to die with its qmpsh")
