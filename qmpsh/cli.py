@@ -36,6 +36,9 @@ EPILOG = """\
 address:
   PATH or unix:PATH        a QMP unix socket (-qmp unix:PATH,server=on,wait=off)
   HOST:PORT, [::1]:PORT    a QMP TCP socket (-qmp tcp:HOST:PORT,server=on,wait=off)
+  ssh://[USER@]HOST[:PORT]/PATH
+                           a unix socket on another host, forwarded by your ssh
+                           (QMPSH_SSH overrides the ssh command, e.g. "ssh -F FILE")
   default: $QMPSH_SOCKET, then $QMP_SOCKET
 
 modes:
@@ -94,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=_HelpFormatter,
     )
-    p.add_argument("address", nargs="?", help="QMP socket: PATH, unix:PATH or HOST:PORT")
+    p.add_argument(
+        "address", nargs="?", help="QMP socket: PATH, unix:PATH, HOST:PORT or ssh://HOST/PATH"
+    )
     p.add_argument("--version", action="version", version=f"qmpsh {__version__}")
     p.add_argument(
         "--launch",
@@ -220,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--list-sockets",
         action="store_true",
         help="print the unix sockets found in the current directory, $XDG_RUNTIME_DIR "
-        "and libvirt's monitor directories, one per line, and exit",
+        "and libvirt's monitor directories, one per line, and exit; with an address "
+        "ssh://[USER@]HOST[:PORT], those on that host (home directory for the current one)",
     )
     return p
 
@@ -239,12 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     own, qemu_args = split_qemu_args(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(own)
-    if args.completions or args.list_sockets:
-        return _print_and_exit(args)
     if qemu_args and not args.launch:
         parser.error("arguments after -- are for QEMU and need --launch")
     _install_signal_handlers()
     try:
+        if args.completions or args.list_sockets:
+            return _print_and_exit(args)
         return _run(args, qemu_args)
     except EventTimeout as exc:
         _report(str(exc))
@@ -281,7 +287,7 @@ def _print_and_exit(args: argparse.Namespace) -> int:
         return print_completions(args.completions)
     from qmpsh.discover import print_sockets
 
-    return print_sockets()
+    return print_sockets(args.address, timeout=args.timeout)  # ssh://HOST: the remote's
 
 
 def _report(message: str) -> None:
@@ -367,8 +373,9 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
     from qmpsh.events import EventFilter, EventLog
     from qmpsh.render import Renderer
     from qmpsh.session import Session
+    from qmpsh.ssh_tunnel import connect_client, forwarded, torn_down
 
-    address = parse_address(address_text)
+    address = forwarded(parse_address(address_text), timeout=args.timeout)
     warning = remote_warning(address, quiet=args.quiet)
     if warning:
         print(warning, file=sys.stderr)
@@ -383,8 +390,9 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
     else:
         session.event_filter = _config_filter(config, args.quiet)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(torn_down(address))  # an ssh forward ends with the run
         _wire_outputs(args, session, stack)
-        client.connect(wait=args.wait, negotiate=not args.skip_negotiation)
+        connect_client(client, wait=args.wait, negotiate=not args.skip_negotiation)
         stack.callback(lambda: session.client.close())  # the client `reconnect` made, if any
         if scripted:
             status = _run_script(args, session)

@@ -94,8 +94,12 @@ def _unique(paths: Iterable[str], cwd: str) -> list[str]:
     return result
 
 
-def print_sockets() -> int:
-    """``--list-sockets``: one path per line; nothing found is not an error."""
+def print_sockets(where: str | None = None, *, timeout: float = 30.0) -> int:
+    """``--list-sockets [ssh://HOST]``: one path per line; nothing found is not an error."""
+    if where and where.strip().startswith("ssh://"):
+        from qmpsh.ssh_sockets import print_remote_sockets
+
+        return print_remote_sockets(where, timeout=timeout)
     for path in list_sockets():
         print(path)
     return 0
