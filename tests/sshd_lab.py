@@ -7,7 +7,9 @@ through ``QMPSH_SSH="ssh -F FILE"``: OpenSSH reads the passwd home's ``~/.ssh``,
 ``$HOME``'s, so without ``-F`` the tests would use (and depend on) root's real config.
 
 sshd writes its log to a file here (``-E``), at VERBOSE: the tests read it to prove
-that a connection really went through (or was refused by) this server.  When the lab
+that a connection really went through (or was refused by) this server.  Sessions get
+``XDG_RUNTIME_DIR`` pointing into the lab (``SetEnv``), so ``--list-sockets ssh://``
+has a remote directory the tests fill.  When the lab
 cannot be set up (no sshd, no ssh-keygen), a test fails: there are no skips.
 """
 
@@ -38,6 +40,7 @@ StrictModes no
 AllowStreamLocalForwarding yes
 X11Forwarding no
 LogLevel VERBOSE
+SetEnv XDG_RUNTIME_DIR={dir}/run
 """
 CLIENT_CONFIG = """\
 Host *
@@ -63,6 +66,8 @@ class SshdLab:
         self.dir = Path(tempfile.mkdtemp(prefix="qmpsh-sshd-"))
         self.port = free_port()
         self.log_path = self.dir / "sshd.log"
+        self.runtime_dir = self.dir / "run"  # the remote sessions' $XDG_RUNTIME_DIR
+        self.runtime_dir.mkdir(mode=0o700)
         self.client_key = self.dir / "client_key"
         self.wrong_key = self.dir / "wrong_key"
         self.proc: subprocess.Popen[bytes] | None = None
