@@ -368,14 +368,19 @@ def _signals_deferred() -> Iterator[None]:
 
 
 def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool) -> int:
-    from qmpsh.address import parse_address
+    from qmpsh.address import TcpAddress, UnixAddress, parse_address
     from qmpsh.client import QmpClient
     from qmpsh.events import EventFilter, EventLog
     from qmpsh.render import Renderer
     from qmpsh.session import Session
-    from qmpsh.ssh_tunnel import connect_client, forwarded, torn_down
 
-    address = forwarded(parse_address(address_text), timeout=args.timeout)
+    target = parse_address(address_text)
+    if isinstance(target, UnixAddress | TcpAddress):
+        address: Address = target
+    else:  # ssh://HOST/PATH: the local end of a forward (the module is imported only then)
+        from qmpsh.ssh_tunnel import forwarded
+
+        address = forwarded(target, timeout=args.timeout)
     warning = remote_warning(address, quiet=args.quiet)
     if warning:
         print(warning, file=sys.stderr)
@@ -390,9 +395,13 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
     else:
         session.event_filter = _config_filter(config, args.quiet)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(torn_down(address))  # an ssh forward ends with the run
         _wire_outputs(args, session, stack)
-        connect_client(client, wait=args.wait, negotiate=not args.skip_negotiation)
+        if address is target:
+            client.connect(wait=args.wait, negotiate=not args.skip_negotiation)
+        else:  # the ssh forward is stopped when the run ends, however it ends
+            from qmpsh.ssh_tunnel import connect_through
+
+            connect_through(client, stack, wait=args.wait, negotiate=not args.skip_negotiation)
         stack.callback(lambda: session.client.close())  # the client `reconnect` made, if any
         if scripted:
             status = _run_script(args, session)

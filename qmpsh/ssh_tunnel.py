@@ -27,8 +27,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager, suppress
+from collections.abc import Callable
+from contextlib import ExitStack, closing, suppress
 from typing import IO, TYPE_CHECKING, NamedTuple
 
 from qmpsh.address import UnixAddress
@@ -37,7 +37,6 @@ from qmpsh.errors import ConnectError, InputError
 if TYPE_CHECKING:
     import subprocess
 
-    from qmpsh.address import Address
     from qmpsh.client import QmpClient
 
     Popen = subprocess.Popen[bytes]
@@ -57,6 +56,8 @@ STOP_GRACE = 5.0
 STDERR_TAIL = 4096
 PROBE_FIRST_DELAY = 0.05
 PROBE_MAX_DELAY = 1.0
+PROBE_TIMEOUT = 5.0  # sshd's hang-up comes within a round trip; a greeting at once
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; ssh cannot bind a longer path
 PR_SET_PDEATHSIG = 1
 
 
@@ -337,8 +338,8 @@ class SshForward:
 
     @property
     def address(self) -> ForwardedAddress:
-        """The address to give a client; it is dialled only once ``open`` ran."""
-        return _forwarded(os.path.join(self.dir or "", LOCAL_NAME), self)
+        """The address to give a client; before ``open`` its path is "" (dials nothing)."""
+        return _forwarded(os.path.join(self.dir, LOCAL_NAME) if self.dir else "", self)
 
     @property
     def alive(self) -> bool:
@@ -357,6 +358,9 @@ class SshForward:
         import tempfile
 
         self.dir = tempfile.mkdtemp(prefix="qmpsh-ssh-")  # 0700: only we can dial it
+        if len(os.path.join(self.dir, LOCAL_NAME)) > MAX_SOCKET_PATH:  # a deep $TMPDIR
+            os.rmdir(self.dir)
+            self.dir = tempfile.mkdtemp(prefix="qmpsh-ssh-", dir="/tmp")
         local = os.path.join(self.dir, LOCAL_NAME)
         # Unlinked, so nothing is left behind; closed in _stop.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
@@ -448,13 +452,13 @@ class SshForward:
             assert self.proc is None or self.proc.returncode is not None
             status = None if self.proc is None else self.proc.returncode
             return ssh_failure(self.remote, status, self._stderr_tail())
-        return missing_remote(self.remote) if self._hangs_up() else e
+        return missing_remote(self.remote) if self._hangs_up(PROBE_TIMEOUT) else e
 
     def _await_remote(self, wait: float) -> None:
         """--wait: probe through the forward, backing off, until something answers."""
         deadline = time.monotonic() + wait
         delay = PROBE_FIRST_DELAY
-        while self._hangs_up():
+        while self._hangs_up(self.timeout):
             if not self.alive:
                 raise self._explain(ConnectError("ssh ended"))
             left = deadline - time.monotonic()
@@ -463,7 +467,7 @@ class SshForward:
             time.sleep(min(delay, left))
             delay = min(delay * 2, PROBE_MAX_DELAY)
 
-    def _hangs_up(self) -> bool:
+    def _hangs_up(self, timeout: float) -> bool:
         """True when a connection through the forward is closed before a first byte.
 
         A QEMU greets at once; when the remote socket is missing (or sshd may not
@@ -473,11 +477,12 @@ class SshForward:
         import select
         import socket
 
+        timeout = min(timeout, self.timeout)
         with closing(socket.socket(socket.AF_UNIX)) as probe:
-            probe.settimeout(self.timeout)
+            probe.settimeout(timeout)
             try:
                 probe.connect(self.address.path)
-                if not select.select([probe], [], [], self.timeout)[0]:
+                if not select.select([probe], [], [], timeout)[0]:
                     return False
                 return probe.recv(1) == b""
             except OSError:
@@ -493,21 +498,18 @@ class SshForward:
 # -- hooks for the command line and reconnect -------------------------------------------
 
 
-def forwarded(address: Address | SshAddress, *, timeout: float) -> Address:
-    """An ``ssh://`` address becomes the local end of a forward (ssh starts on connect)."""
-    if isinstance(address, SshAddress):
-        return SshForward(address, timeout=timeout).address
-    return address
+def forwarded(address: SshAddress, *, timeout: float) -> ForwardedAddress:
+    """The local end of a forward to ``address``; ssh starts when a client connects."""
+    return SshForward(address, timeout=timeout).address
 
 
-@contextmanager
-def torn_down(address: Address) -> Iterator[None]:
-    """Stop the address's ssh forward, if it has one, when the block ends (however)."""
-    try:
-        yield
-    finally:
-        if isinstance(address, ForwardedAddress):
-            address.forward.close()
+def connect_through(
+    client: QmpClient, stack: ExitStack, *, wait: float = 0.0, negotiate: bool = True
+) -> None:
+    """Connect ``client`` through its forward, which ``stack`` stops when it closes."""
+    assert isinstance(client.address, ForwardedAddress)
+    stack.callback(client.address.forward.close)
+    client.address.forward.connect(client, wait=wait, negotiate=negotiate)
 
 
 def connect_client(client: QmpClient, *, wait: float = 0.0, negotiate: bool = True) -> None:
