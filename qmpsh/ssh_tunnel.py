@@ -16,9 +16,10 @@ SIGKILL (``PR_SET_PDEATHSIG``).
 ssh runs in its own session, without a terminal: terminal signals (Ctrl-C, a closed
 terminal) are for qmpsh, which then stops ssh itself, and ssh can never draw a password
 prompt over the shell's screen.  So it runs with ``BatchMode=yes``: with no terminal to
-ask on, a prompt could only fail later and less clearly.  Options in ``$QMPSH_SSH`` come
-first on ssh's command line and OpenSSH keeps the first value it reads, so
-``QMPSH_SSH="ssh -o BatchMode=no"`` (for an SSH_ASKPASS helper) wins over ours.
+ask on, a prompt could only fail later and less clearly (keys without a passphrase or
+from an agent work; passwords do not).  Command-line options beat ``~/.ssh/config``, but
+the words of ``$QMPSH_SSH`` come before ours and OpenSSH keeps the first value it reads,
+so ``QMPSH_SSH="ssh -o BatchMode=no"`` (for an SSH_ASKPASS helper) wins over ours.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from sshd_lab import SshdLab
 
 from qmpsh.errors import InputError
 from qmpsh.ssh_sockets import parse_listing
-from qmpsh.ssh_tunnel import SshAddress, parse_ssh_address
+from qmpsh.ssh_tunnel import SshAddress, parse_ssh_address, ssh_argv
 
 QMPSH = [sys.executable, "-m", "qmpsh"]
 TIMEOUT = 30
@@ -209,7 +209,10 @@ class Running:
         return self.proc.returncode, err
 
 
-@pytest.mark.parametrize(("how", "status"), [("EOF", 0), ("SIGTERM", 128 + 15), ("SIGKILL", -9)])
+@pytest.mark.parametrize(
+    ("how", "status"),
+    [("EOF", 0), ("SIGINT", 130), ("SIGTERM", 128 + 15), ("SIGHUP", 128 + 1), ("SIGKILL", -9)],
+)
 def test_the_forward_is_torn_down_when_qmpsh_ends(
     vm: Qemu, env: dict[str, str], how: str, status: int
 ) -> None:
@@ -375,3 +378,23 @@ def test_interactive_shell_reconnects_through_a_new_forward(
         child.expect(pexpect.EOF)
     assert support.wait_until(lambda: gone(new_ssh))
     assert leftovers(env) == []
+
+
+def test_qmpsh_ssh_words_come_first_so_the_users_options_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OpenSSH keeps the first value of an option: ask the real ssh (-G) what it would use."""
+    monkeypatch.setenv("QMPSH_SSH", "ssh -F /dev/null -o 'BatchMode no'")
+    argv = ssh_argv(SshAddress("example.invalid", "/q.sock", "u", 2200))
+    assert argv[:4] == ["ssh", "-F", "/dev/null", "-o"]
+    assert argv[-2:] == ["--", "example.invalid"]  # the host can never be an option
+    argv.insert(argv.index("--"), "-G")  # print the configuration, connect nowhere
+    settings = dict(
+        line.split(" ", 1)
+        for line in subprocess.run(
+            argv, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    )
+    assert settings["batchmode"] == "no"  # the user's word beat ours
+    assert settings["loglevel"] == "ERROR"  # ours, where the user said nothing
+    assert settings["user"] == "u" and settings["port"] == "2200"
