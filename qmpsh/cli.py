@@ -59,6 +59,7 @@ examples:
   qmpsh /tmp/qmp.sock -c query-status    one command, JSON out
   qmpsh /tmp/qmp.sock < commands.txt     a script
   qmpsh localhost:4444 --events=ev.jsonl --wait-event SPICE_CONNECTED --timeout 60
+  qmpsh ssh://root@vmhost/run/vm1/qmp.sock -c query-status    through your ssh
 """
 
 
