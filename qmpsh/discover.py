@@ -5,7 +5,8 @@ directories are walked to a small depth, only real unix sockets (``S_ISSOCK``) a
 kept, and anything unreadable is skipped without a word.  The places are where QMP
 sockets usually live: the current directory (printed as bare names, as the user would
 type them), ``$XDG_RUNTIME_DIR`` (libvirt's session daemon, scripts following the
-XDG spec) and libvirt's system monitors.
+XDG spec) and libvirt's system monitors.  ``--list-sockets ssh://HOST`` looks in the
+same places on another host (``ssh_sockets``).
 """
 
 from __future__ import annotations
