@@ -1,21 +1,23 @@
 """A real OpenSSH server on 127.0.0.1 for the ssh tests, started and stopped by PID.
 
-``SshdLab`` makes a private directory with a host key, a client key authorised for
-root, an ``sshd_config`` and an ssh client config, then runs ``sshd -D`` (foreground,
-so we hold its PID) on a free loopback port.  qmpsh is pointed at the client config
-through ``QMPSH_SSH="ssh -F FILE"``: OpenSSH reads the passwd home's ``~/.ssh``, not
-``$HOME``'s, so without ``-F`` the tests would use (and depend on) root's real config.
+``SshdLab`` makes a private directory with a host key, a client key authorised for the
+current user (root in CI), an ``sshd_config`` and an ssh client config, then runs
+``sshd -D`` (foreground, so we hold its PID) on a free loopback port.  qmpsh is pointed
+at the client config through ``QMPSH_SSH="ssh -F FILE"``: OpenSSH reads the passwd
+home's ``~/.ssh``, not ``$HOME``'s, so without ``-F`` the tests would use (and depend
+on) the user's real config.
 
 sshd writes its log to a file here (``-E``), at VERBOSE: the tests read it to prove
 that a connection really went through (or was refused by) this server.  Sessions get
 ``XDG_RUNTIME_DIR`` pointing into the lab (``SetEnv``), so ``--list-sockets ssh://``
-has a remote directory the tests fill.  When the lab
-cannot be set up (no sshd, no ssh-keygen), a test fails: there are no skips.
+has a remote directory the tests fill.  When the lab cannot be set up (no sshd, no
+ssh-keygen), a test fails: there are no skips.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shlex
 import shutil
 import subprocess
@@ -45,7 +47,7 @@ SetEnv XDG_RUNTIME_DIR={dir}/run
 CLIENT_CONFIG = """\
 Host *
   Port {port}
-  User root
+  User {user}
   IdentityFile {key}
   IdentitiesOnly yes
   StrictHostKeyChecking no
@@ -90,7 +92,8 @@ class SshdLab:
         shutil.copy(self.client_key.with_suffix(".pub"), self.dir / "authorized_keys")
 
     def _write(self, path: Path, template: str, **fields: object) -> Path:
-        path.write_text(template.format(dir=self.dir, port=self.port, **fields))
+        user = pwd.getpwuid(os.getuid()).pw_name  # root here; sshd also runs as anyone else
+        path.write_text(template.format(dir=self.dir, port=self.port, user=user, **fields))
         return path
 
     def client_config_with(self, key: Path, name: str = "ssh_config") -> Path:
@@ -103,8 +106,8 @@ class SshdLab:
         return {"QMPSH_SSH": f"ssh -F {shlex.quote(str(chosen))}"}
 
     def _start(self) -> None:
-        # sshd refuses to start without its privilege-separation directory.
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        if os.geteuid() == 0:  # as root, sshd refuses to start without its privsep dir
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         self.proc = subprocess.Popen(
             [SSHD, "-D", "-f", str(self.config), "-p", str(self.port), "-E", str(self.log_path)],
             stdin=subprocess.DEVNULL,

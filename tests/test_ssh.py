@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -165,7 +166,8 @@ def test_a_command_goes_through_sshd(lab: SshdLab, vm: Qemu, env: dict[str, str]
 
 
 def test_a_piped_script_and_its_events_go_through_sshd(vm: Qemu, env: dict[str, str]) -> None:
-    address = f"ssh://root@127.0.0.1{vm.socket}"
+    user = pwd.getpwuid(os.getuid()).pw_name
+    address = f"ssh://{user}@127.0.0.1{vm.socket}"  # with a user in it
     result = run(env, address, "--events", stdin="stop\nquery-status\ncont\n")
     assert result.returncode == 0, result.stderr
     replies = [json.loads(line) for line in result.stdout.splitlines()]
