@@ -1,9 +1,10 @@
 """Where the monitor is: parse a user's address, or start a throwaway QEMU to talk to.
 
 ``parse_address`` accepts what people paste from QEMU command lines and docs:
-``PATH``, ``unix:PATH``, ``HOST:PORT``, ``localhost:4444``, ``127.0.0.1:4444`` and
-``[::1]:4444``.  Anything with a slash, or without a colon, is a path, so
-``./qmp.sock`` and ``qmp.sock`` both mean a unix socket.
+``PATH``, ``unix:PATH``, ``HOST:PORT``, ``localhost:4444``, ``127.0.0.1:4444``,
+``[::1]:4444`` and ``ssh://[USER@]HOST[:PORT]/PATH`` (see ``ssh_tunnel``).  Anything
+with a slash, or without a colon, is a path, so ``./qmp.sock`` and ``qmp.sock`` both
+mean a unix socket.
 
 ``launch_qemu`` is behind ``--launch``: a ``-machine none`` QEMU with QMP on a unix
 socket in a private temp dir, VNC and SPICE on free loopback ports, and the user's
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from qmpsh.libvirt_address import LibvirtAddress
+    from qmpsh.ssh_tunnel import SshAddress
 
 DEFAULT_BINARY = "qemu-system-x86_64"
 VNC_BASE_PORT = 5900
@@ -79,8 +81,8 @@ class TcpAddress(NamedTuple):
 Address = UnixAddress | TcpAddress
 
 
-def parse_address(text: str) -> Address | LibvirtAddress:
-    """Turn a command-line address into a unix, TCP or libvirt address, or raise InputError."""
+def parse_address(text: str) -> Address | LibvirtAddress | SshAddress:
+    """Turn a command-line address into a unix, TCP, ssh or libvirt address, or raise InputError."""
     stripped = text.strip()
     if not stripped:
         raise InputError("empty monitor address: give a socket path or HOST:PORT")
@@ -88,6 +90,10 @@ def parse_address(text: str) -> Address | LibvirtAddress:
         from qmpsh.libvirt_address import parse_libvirt_address
 
         return parse_libvirt_address(stripped)
+    if stripped.startswith("ssh://"):
+        from qmpsh.ssh_tunnel import parse_ssh_address
+
+        return parse_ssh_address(stripped)
     if stripped.startswith("unix:"):
         return _unix(stripped[len("unix:") :], column=6)
     if stripped.startswith("tcp:"):

@@ -43,6 +43,9 @@ address:
   libvirt:DOMAIN[@URI]     a libvirt domain, by name or UUID, through libvirt-python
                            (pip install 'qmpsh[libvirt]'); URI default:
                            $LIBVIRT_DEFAULT_URI, else qemu:///system
+  ssh://[USER@]HOST[:PORT]/PATH
+                           a unix socket on another host, forwarded by your ssh
+                           (QMPSH_SSH overrides the ssh command, e.g. "ssh -F FILE")
   default: $QMPSH_SOCKET, then $QMP_SOCKET
 
 modes:
@@ -64,6 +67,7 @@ examples:
   qmpsh /tmp/qmp.sock -c query-status    one command, JSON out
   qmpsh /tmp/qmp.sock < commands.txt     a script
   qmpsh localhost:4444 --events=ev.jsonl --wait-event SPICE_CONNECTED --timeout 60
+  qmpsh ssh://root@vmhost/run/vm1/qmp.sock -c query-status    through your ssh
 """
 
 
@@ -103,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     p.add_argument(
-        "address", nargs="?", help="QMP socket: PATH, unix:PATH or HOST:PORT; or libvirt:DOMAIN"
+        "address",
+        nargs="?",
+        help="QMP socket: PATH, unix:PATH, HOST:PORT or ssh://HOST/PATH; or libvirt:DOMAIN",
     )
     p.add_argument("--version", action="version", version=f"qmpsh {__version__}")
     p.add_argument(
@@ -231,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the unix sockets found in the current directory, $XDG_RUNTIME_DIR "
         "and libvirt's monitor directories, then the local libvirtd's running domains "
-        "as libvirt:NAME (with the libvirt extra), one per line, and exit",
+        "as libvirt:NAME (with the libvirt extra), one per line, and exit; with an address "
+        "ssh://[USER@]HOST[:PORT], the sockets on that host (home directory for the current one)",
     )
     return p
 
@@ -272,13 +279,13 @@ def _dispatch(own: list[str], qemu_args: list[str]) -> int:
     """Parse the options and run the mode they ask for; QmpshError becomes its exit code."""
     parser = build_parser()
     args = parser.parse_args(_events_option(own))
-    if args.completions or args.list_sockets:
-        return _print_and_exit(args)
     if qemu_args and not args.launch:
         parser.error("arguments after -- are for QEMU and need --launch")
     _install_signal_handlers()
     try:
         _check_numbers(args)
+        if args.completions or args.list_sockets:
+            return _print_and_exit(args)
         return _run(args, qemu_args)
     except EventTimeout as exc:
         _report(str(exc))
@@ -361,7 +368,7 @@ def _print_and_exit(args: argparse.Namespace) -> int:
         return print_completions(args.completions)
     from qmpsh.discover import print_sockets
 
-    return print_sockets()
+    return print_sockets(args.address, timeout=args.timeout)  # ssh://HOST: the remote's
 
 
 def _report(message: str) -> None:
@@ -442,12 +449,20 @@ def _signals_deferred() -> Iterator[None]:
 
 
 def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool) -> int:
-    from qmpsh.address import parse_address
+    from qmpsh.address import TcpAddress, UnixAddress, parse_address
     from qmpsh.events import EventFilter, EventLog
+    from qmpsh.libvirt_address import LibvirtAddress
     from qmpsh.render import Renderer
     from qmpsh.session import Session
 
-    address = parse_address(address_text)
+    target = parse_address(address_text)
+    address: Address | LibvirtAddress
+    if isinstance(target, UnixAddress | TcpAddress | LibvirtAddress):
+        address = target
+    else:  # ssh://HOST/PATH: the local end of a forward (the module is imported only then)
+        from qmpsh.ssh_tunnel import forwarded
+
+        address = forwarded(target, timeout=args.timeout)
     warning = remote_warning(address, quiet=args.quiet)
     if warning:
         print(warning, file=sys.stderr)
@@ -463,7 +478,12 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
         session.event_filter = _config_filter(config, args.quiet)
     with contextlib.ExitStack() as stack:
         outputs = _wire_outputs(args, session, stack)
-        client.connect(wait=args.wait, negotiate=not args.skip_negotiation)
+        if address is target:
+            client.connect(wait=args.wait, negotiate=not args.skip_negotiation)
+        else:  # the ssh forward is stopped when the run ends, however it ends
+            from qmpsh.ssh_tunnel import connect_through
+
+            connect_through(client, stack, wait=args.wait, negotiate=not args.skip_negotiation)
         stack.callback(lambda: session.client.close())  # the client `reconnect` made, if any
         if scripted:
             status = _run_script(args, session)

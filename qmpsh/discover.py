@@ -5,7 +5,8 @@ directories are walked to a small depth, only real unix sockets (``S_ISSOCK``) a
 kept, and anything unreadable is skipped without a word.  The places are where QMP
 sockets usually live: the current directory (printed as bare names, as the user would
 type them), ``$XDG_RUNTIME_DIR`` (libvirt's session daemon, scripts following the
-XDG spec) and libvirt's system monitors.
+XDG spec) and libvirt's system monitors.  ``--list-sockets ssh://HOST`` looks in the
+same places on another host (``ssh_sockets``).
 """
 
 from __future__ import annotations
@@ -94,8 +95,12 @@ def _unique(paths: Iterable[str], cwd: str) -> list[str]:
     return result
 
 
-def print_sockets() -> int:
-    """``--list-sockets``: one path per line, then running libvirt domains; none is fine."""
+def print_sockets(where: str | None = None, *, timeout: float = 30.0) -> int:
+    """``--list-sockets [ssh://HOST]``: paths, then running libvirt domains; none is fine."""
+    if where and where.strip().startswith("ssh://"):
+        from qmpsh.ssh_sockets import print_remote_sockets
+
+        return print_remote_sockets(where, timeout=timeout)
     for path in list_sockets():
         print(path)
     from qmpsh.libvirt_targets import local_libvirt_targets

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from qmpsh.client import QmpClient
 from qmpsh.errors import ConnectError, QmpshError
+from qmpsh.ssh_tunnel import connect_client
 
 if TYPE_CHECKING:
     from qmpsh.session import Session
@@ -74,5 +75,5 @@ def _connect_like(old: QmpClient) -> QmpClient:
     """A new client of ``old``'s kind, address, timeout and negotiation, with its listeners."""
     client = type(old)(old.address, timeout=old.timeout)  # a socket, or a libvirt domain
     client.inherit_listeners(old)
-    client.connect(negotiate=old.negotiates)
+    connect_client(client, negotiate=old.negotiates)  # an ssh:// target: through a forward
     return client
