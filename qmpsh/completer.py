@@ -17,19 +17,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prompt_toolkit.completion import (
-    CompleteEvent,
-    Completer,
-    Completion,
-    DynamicCompleter,
-    ThreadedCompleter,
-)
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, ThreadedCompleter
 from prompt_toolkit.document import Document
 
-from qmpsh import hmp, shell_commands  # noqa: F401  (registers the shell's own commands)
-from qmpsh.commands import REGISTRY
+from qmpsh import hmp
 from qmpsh.live_values import NODE_KEYS, QOM_PATH_COMMANDS, LiveValues
 from qmpsh.schema import EMPTY, Member, Schema, TypeRef
+from qmpsh.shell_commands import SHELL_COMMANDS as REGISTRY
 from qmpsh.syntax import Context, analyze
 from qmpsh.used_values import UsedValues
 
@@ -157,11 +151,6 @@ class QmpCompleter(Completer):
         self._hmp_mode = hmp_mode
         self._shell_words = shell_words
         self.index = IndexFollower(schema)
-
-    def refresh(self) -> None:
-        """Forget cached live values (after a command that may have changed them)."""
-        if self._live is not None:
-            self._live.refresh()
 
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
@@ -444,9 +433,11 @@ def _rank_pairs(word: str, pairs: Sequence[tuple[str, str]]) -> Iterator[tuple[s
 def completer_for(session: Any, history: Callable[[], Sequence[str]] | None = None) -> QmpCompleter:
     """A completer reading the session's (lazily loaded) schema and live QEMU state;
     with ``history`` (the typed lines), values used before rank first."""
+    live = LiveValues.for_client(lambda: session.client)
+    session.add_client_listener(lambda client: live.refresh())  # maybe another QEMU now
     return QmpCompleter(
         schema=lambda: session.schema,
-        live=LiveValues.for_client(session.client),
+        live=live,
         hmp_mode=lambda: bool(session.settings.hmp_mode),
         shell_words=lambda: frozenset(session.shell_words),
         used=UsedValues(history) if history is not None else None,
@@ -463,7 +454,7 @@ def make_completer(
     Pass ``inner`` (from ``completer_for``) to keep a handle for ``refresh``.
     """
     chosen = inner if inner is not None else completer_for(session, history)
-    return ThreadedCompleter(DynamicCompleter(lambda: chosen))
+    return ThreadedCompleter(chosen)
 
 
 # --- the signature hint ---------------------------------------------------------------------

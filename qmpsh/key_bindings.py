@@ -41,7 +41,7 @@ def shell_bindings(ui: ShellUI) -> KeyBindings:
         """Tab completes; a single candidate is taken at once, with the menu closed."""
         state = ui.buffer.complete_state
         if state is None:
-            _complete_now(ui.buffer)
+            event.app.create_background_task(complete_requested(ui.buffer))
         elif len(state.completions) == 1:
             ui.buffer.apply_completion(state.completions[0])
         else:
@@ -80,17 +80,26 @@ def shell_bindings(ui: ShellUI) -> KeyBindings:
     return kb
 
 
-def _complete_now(buffer: Buffer) -> None:
-    """Ask the completer directly: a background completion may still be on its way, and
-    prompt_toolkit would ignore a second request while one runs."""
-    if buffer.completer is None:
+async def complete_requested(buffer: Buffer) -> None:
+    """Tab with no menu open: complete as asked, without blocking the UI thread.
+
+    The completer runs on its own thread (``get_completions_async`` of the buffer's
+    ``ThreadedCompleter``): a live value may take QEMU seconds to give.  The buffer's
+    own ``start_completion`` cannot be used, because it does nothing while a
+    completion started by typing is still on its way.  If the user typed on
+    meanwhile, their keys win and the answer is dropped.
+    """
+    completer, document = buffer.completer, buffer.document
+    if completer is None:
         return
     event = CompleteEvent(completion_requested=True)
-    completions = list(buffer.completer.get_completions(buffer.document, event))
+    completions = [c async for c in completer.get_completions_async(document, event)]
+    if buffer.document != document:
+        return
     if len(completions) == 1:
         buffer.apply_completion(completions[0])
         return
-    common = get_common_complete_suffix(buffer.document, completions)
+    common = get_common_complete_suffix(document, completions)
     if common:
         buffer.insert_text(common)
     buffer.start_completion(select_first=False)

@@ -8,10 +8,13 @@ the physical line the request started on.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-from qmpsh.errors import EXIT_OK
-from qmpsh.session import ExitShell, Session
+from qmpsh.errors import EXIT_OK, ExitShell
 from qmpsh.syntax import is_complete
+
+if TYPE_CHECKING:
+    from qmpsh.session import Session
 
 
 def logical_lines(lines: Iterable[str]) -> Iterator[tuple[int, str]]:

@@ -7,7 +7,6 @@ chosen size, so tests can assert on state: buffer text, pane lines, flags.
 
 from __future__ import annotations
 
-import argparse
 import io
 import stat
 import threading
@@ -27,10 +26,9 @@ from support import WAIT, wait_until
 from qmpsh import pager
 from qmpsh.address import parse_address
 from qmpsh.client import QmpClient
-from qmpsh.config import Config
 from qmpsh.history import PrivateHistory
-from qmpsh.render import Renderer
-from qmpsh.session import Session, Settings
+from qmpsh.session import Output, Session, Settings
+from qmpsh.settings import ShellOptions
 from qmpsh.ui import ShellUI
 
 
@@ -44,19 +42,18 @@ class SizedOutput(DummyOutput):
         return self.size
 
 
-def make_args(**overrides: Any) -> argparse.Namespace:
-    values = {"no_pane": False, "no_pager": True, "color": "never", "yes": False, "quiet": True}
+def make_options(**overrides: Any) -> ShellOptions:
+    """What the command line would fold for the shell: no pager, no colour, no banner."""
+    values: dict[str, Any] = {"pager": False, "color": "never", "quiet": True}
     values.update(overrides)
-    return argparse.Namespace(**values)
+    return ShellOptions(**values)
 
 
 def make_session(socket_path: str, **settings: Any) -> Session:
     """The same wiring as cli._connect_and_run, minus the terminal checks."""
     settings.setdefault("fmt", "json")
-    settings.setdefault("interactive", True)
-    renderer = Renderer(settings["fmt"], io.StringIO(), io.StringIO(), color=False)
     client = QmpClient(parse_address(socket_path), timeout=10.0)
-    session = Session(client, Settings(**settings), renderer)
+    session = Session(client, Settings(**settings), Output(io.StringIO(), io.StringIO()))
     client.connect(wait=5.0)
     return session
 
@@ -95,8 +92,7 @@ class Running:
 def running_ui(
     session: Session,
     *,
-    args: argparse.Namespace | None = None,
-    config: Config | None = None,
+    options: ShellOptions | None = None,
     history_path: Path | None = None,
     columns: int = 140,
 ) -> Iterator[Running]:
@@ -105,8 +101,7 @@ def running_ui(
     with create_pipe_input() as pipe:
         ui = ShellUI(
             session,
-            args or make_args(),
-            config or Config(),
+            options or make_options(),
             history=history,
             input=pipe,
             output=SizedOutput(columns),
