@@ -87,12 +87,15 @@ def test_reconnect_brings_a_restarted_qemu_back(path: str) -> None:
         session, out = new_session(path)
         session.client.add_event_listener(events.append)
         session.client.add_transcript_listener(lambda d, m: transcript.append((d, m)))
+        announced: list[object] = []
+        session.add_client_listener(announced.append)
         old = session.client
         kill(first, session)
     with qemu_at(path) as second:
         assert session.run_line("reconnect") == 0
         assert "reconnected to" in out.getvalue()
         assert session.client is not old and session.client.connected
+        assert announced == [session.client]  # told, not polled
         assert session.run_line("stop") == 0
         # listeners moved over: the new QEMU's event reaches them, and the session's log
         assert wait_until(lambda: any(e["event"] == "STOP" for e in events))
