@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, ThreadedCompleter
 from prompt_toolkit.document import Document
@@ -26,6 +26,9 @@ from qmpsh.schema import EMPTY, Member, Schema, TypeRef
 from qmpsh.shell_commands import SHELL_COMMANDS as REGISTRY
 from qmpsh.syntax import Context, analyze
 from qmpsh.used_values import UsedValues
+
+if TYPE_CHECKING:
+    from qmpsh.session import Session
 
 BOOL_VALUES = ("true", "false")
 DEVICE_ADD = "device_add"
@@ -430,7 +433,9 @@ def _rank_pairs(word: str, pairs: Sequence[tuple[str, str]]) -> Iterator[tuple[s
 # --- wiring for the UI ----------------------------------------------------------------------
 
 
-def completer_for(session: Any, history: Callable[[], Sequence[str]] | None = None) -> QmpCompleter:
+def completer_for(
+    session: Session, history: Callable[[], Sequence[str]] | None = None
+) -> QmpCompleter:
     """A completer reading the session's (lazily loaded) schema and live QEMU state;
     with ``history`` (the typed lines), values used before rank first."""
     live = LiveValues.for_client(lambda: session.client)
@@ -445,7 +450,7 @@ def completer_for(session: Any, history: Callable[[], Sequence[str]] | None = No
 
 
 def make_completer(
-    session: Any,
+    session: Session,
     inner: QmpCompleter | None = None,
     history: Callable[[], Sequence[str]] | None = None,
 ) -> Completer:

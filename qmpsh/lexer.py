@@ -28,7 +28,7 @@ maps the answer to a style class.  The classes, which ``style.py`` colours:
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import StyleAndTextTuples
@@ -37,6 +37,9 @@ from prompt_toolkit.lexers import Lexer
 from qmpsh.completer import IndexFollower, SchemaIndex, dig
 from qmpsh.schema import Schema
 from qmpsh.syntax import Context, Token, analyze, tokenize
+
+if TYPE_CHECKING:
+    from qmpsh.session import Session
 
 # Colours for the classes above; ``style.py`` merges this with the UI's own styles.
 DEFAULT_STYLE: dict[str, str] = {
@@ -207,7 +210,7 @@ def split_lines(fragments: StyleAndTextTuples) -> list[StyleAndTextTuples]:
     return lines
 
 
-def make_lexer(session: Any) -> QmpLexer:
+def make_lexer(session: Session) -> QmpLexer:
     """The input line's lexer for a session whose schema may still be loading."""
     return QmpLexer(
         schema=lambda: session.schema,
