@@ -90,7 +90,8 @@ class Session:
         self._schema: Schema | None = None
         self._schema_failed = False
         self._parsed: dict[tuple[str, bool, frozenset[str]], Request] = {}
-        self._renderer: tuple[tuple[Streams, Format, bool], Renderer] | None = None
+        self._renderer: Renderer | None = None  # made from settings.fmt, for _rendering_to
+        self._rendering_to: Streams | None = None
         self._client_listeners: list[ClientListener] = []
         # Sequence number of the last event seen before the latest request was sent:
         # `wait` counts events from there, so an event that raced ahead of its
@@ -239,12 +240,17 @@ class Session:
     def _renderer_for(self, output: Streams | None) -> Renderer:
         """A renderer for ``output`` in the current format; kept while nothing changes."""
         streams = output if output is not None else self.output
-        key = (streams, self.settings.fmt, self.settings.color)
-        cached = self._renderer
-        if cached is not None and cached[0][0] is streams and cached[0][1:] == key[1:]:
-            return cached[1]
-        renderer = Renderer(key[1], streams.out, streams.err, color=key[2], width=streams.width)
-        self._renderer = (key, renderer)
+        settings, renderer = self.settings, self._renderer
+        if (
+            renderer is None
+            or self._rendering_to is not streams
+            or renderer.fmt != settings.fmt
+            or renderer.color != settings.color
+        ):
+            renderer = Renderer(
+                settings.fmt, streams.out, streams.err, color=settings.color, width=streams.width
+            )
+            self._renderer, self._rendering_to = renderer, streams
         return renderer
 
     def _run_qmp(
