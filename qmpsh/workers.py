@@ -69,7 +69,8 @@ def _work(
         session.error(str(exc), output)
     except Exception as exc:  # a bug must cost one line, not the session
         session.error(f"internal error: {exc!r}", output)
-    done(job)
+    finally:
+        done(job)  # whatever happened, the prompt must not stay busy
 
 
 def request_name(request: Request) -> str:
