@@ -20,21 +20,43 @@ if TYPE_CHECKING:
 
 
 def shell_bindings(ui: ShellUI) -> KeyBindings:
-    """Enter, Ctrl-C, Ctrl-D, F2 and the y/N answer of a confirmation."""
+    """Enter, Tab, Ctrl-C, Ctrl-D, F2 and the y/N answer of a confirmation."""
     kb = KeyBindings()
     confirming = Condition(lambda: ui.confirming is not None)
-    menu_selected = has_completions & Condition(
-        lambda: (
-            ui.buffer.complete_state is not None
-            and ui.buffer.complete_state.current_completion is not None
-        )
-    )
 
     @kb.add("f2")
     @kb.add("escape", "[", "Q")  # what some terminals send for F2
     def _toggle(event: KeyPressEvent) -> None:
         """Show or hide the event pane (the same as `events on|off`)."""
         ui.toggle_pane()
+
+    @kb.add("c-c", filter=~confirming)
+    def _interrupt(event: KeyPressEvent) -> None:
+        """Stop waiting for a running command, or else clear the line."""
+        if ui.busy:
+            ui.cancel()
+        else:
+            ui.buffer.reset()
+
+    @kb.add("c-d", filter=~confirming & Condition(lambda: not ui.buffer.text))
+    def _leave(event: KeyPressEvent) -> None:
+        """Ctrl-D on an empty line leaves the shell (QEMU keeps running)."""
+        ui.cancel()
+        event.app.exit(result=ui.status)
+
+    _line_bindings(kb, ui, confirming)
+    _confirm_bindings(kb, ui, confirming)
+    return kb
+
+
+def _line_bindings(kb: KeyBindings, ui: ShellUI, confirming: Condition) -> None:
+    """Tab and Enter: complete, close the menu, continue the line or run it."""
+    menu_selected = has_completions & Condition(
+        lambda: (
+            ui.buffer.complete_state is not None
+            and ui.buffer.complete_state.current_completion is not None
+        )
+    )
 
     @kb.add("tab", filter=~confirming)
     def _tab(event: KeyPressEvent) -> None:
@@ -61,23 +83,6 @@ def shell_bindings(ui: ShellUI) -> KeyBindings:
             event.app.output.bell()  # one command at a time; Ctrl-C stops waiting
         else:
             ui.accept()
-
-    @kb.add("c-c", filter=~confirming)
-    def _interrupt(event: KeyPressEvent) -> None:
-        """Stop waiting for a running command, or else clear the line."""
-        if ui.busy:
-            ui.cancel()
-        else:
-            ui.buffer.reset()
-
-    @kb.add("c-d", filter=~confirming & Condition(lambda: not ui.buffer.text))
-    def _leave(event: KeyPressEvent) -> None:
-        """Ctrl-D on an empty line leaves the shell (QEMU keeps running)."""
-        ui.cancel()
-        event.app.exit(result=ui.status)
-
-    _confirm_bindings(kb, ui, confirming)
-    return kb
 
 
 async def complete_requested(buffer: Buffer) -> None:
