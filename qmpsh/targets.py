@@ -14,8 +14,18 @@ frontends stand on:
   ``current``, the session the prompt's requests go to.
 
 Today the command line makes one session and no container; this is the seam the
-reach work plugs into (and where, with more than one target, output and events get
-tagged with the target's name).
+reach work plugs into.  How the rest fits, by design:
+
+- the target commands (``connect``, ``use``, ``targets``, ``disconnect``) are shell
+  commands made by the frontend that owns the container, as closures over it, and
+  added to the registry every session is given (``Registry([*SHELL_COMMANDS.specs(),
+  *target_commands(targets)])``): registries are explicit, so no global changes;
+- ``@NAME CMD`` is the frontend's: it takes the prefix off and runs ``CMD`` with
+  ``targets.get(NAME).run_line``; the prompt shows ``current_name``;
+- with more than one target, output and events are tagged with the target's name:
+  each session renders into an ``Output`` of its own (``Session.run(output=…)``),
+  which the fan-out frontend prefixes, and each session's event log listener adds
+  ``"target"`` before the shared pane and ``--events`` file see the event.
 """
 
 from __future__ import annotations
