@@ -166,9 +166,9 @@ def main() -> None:
         session = Session(client, Settings(fmt="json", confirm=False), output)
         client.connect(wait=5)
         monitor = Monitor(second_path)
-        options = ShellOptions(pager=False, color="never")
+        shell_options = ShellOptions(pager=False, color="never")
         with create_pipe_input() as pipe:
-            ui = ShellUI(session, options, input=pipe, output=Terminal())
+            ui = ShellUI(session, shell_options, input=pipe, output=Terminal())
             thread = threading.Thread(target=lambda: ui.app.run(handle_sigint=False))
             thread.start()
             while not ui.app.is_running:
