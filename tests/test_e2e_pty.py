@@ -115,6 +115,9 @@ def test_quit_asks_and_n_keeps_qemu(shell: pexpect.spawn, qemu: Qemu) -> None:
     shell.expect(r"really\? \[y/N\]")
     shell.send("n")
     shell.expect("not sent")
+    # "not sent" is printed with the terminal in cooked mode, where the tty itself eats
+    # a Ctrl-D (as EOF) before qmpsh could see it: wait for the prompt, drawn in raw mode.
+    shell.expect(PROMPT)
     assert qemu.proc.poll() is None
 
 
