@@ -34,10 +34,9 @@ from prompt_toolkit.output import DummyOutput
 
 from qmpsh.address import parse_address
 from qmpsh.client import QmpClient
-from qmpsh.config import Config
 from qmpsh.layout import EventPaneControl
-from qmpsh.render import Renderer
-from qmpsh.session import Session, Settings
+from qmpsh.session import Output, Session, Settings
+from qmpsh.settings import ShellOptions
 from qmpsh.ui import ShellUI
 
 TARGET_MS = 100.0
@@ -163,13 +162,13 @@ def main() -> None:
     proc, main_path, second_path = start_qemu(directory)
     try:
         client = QmpClient(parse_address(main_path), timeout=10)
-        renderer = Renderer("json", io.StringIO(), io.StringIO(), color=False)
-        session = Session(client, Settings(fmt="json", interactive=True), renderer)
+        output = Output(io.StringIO(), io.StringIO())
+        session = Session(client, Settings(fmt="json", confirm=False), output)
         client.connect(wait=5)
         monitor = Monitor(second_path)
-        args = argparse.Namespace(no_pane=False, no_pager=True, color="never", yes=True)
+        shell_options = ShellOptions(pager=False, color="never")
         with create_pipe_input() as pipe:
-            ui = ShellUI(session, args, Config(), input=pipe, output=Terminal())
+            ui = ShellUI(session, shell_options, input=pipe, output=Terminal())
             thread = threading.Thread(target=lambda: ui.app.run(handle_sigint=False))
             thread.start()
             while not ui.app.is_running:

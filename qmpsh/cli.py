@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO
 
 from qmpsh import __version__
 from qmpsh.errors import (
@@ -29,12 +28,10 @@ from qmpsh.errors import (
 )
 
 if TYPE_CHECKING:
-    from qmpsh.address import Address
-    from qmpsh.client import QmpClient
     from qmpsh.config import Config
     from qmpsh.events import EventFilter
-    from qmpsh.libvirt_address import LibvirtAddress
-    from qmpsh.session import Format, Settings
+    from qmpsh.session import Session
+    from qmpsh.settings import Format, Settings, ShellOptions
 
 EPILOG = """\
 address:
@@ -449,102 +446,66 @@ def _signals_deferred() -> Iterator[None]:
 
 
 def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool) -> int:
-    from qmpsh.address import TcpAddress, UnixAddress, parse_address
-    from qmpsh.events import EventFilter, EventLog
-    from qmpsh.libvirt_address import LibvirtAddress
-    from qmpsh.render import Renderer
+    from qmpsh.events import EventLog
+    from qmpsh.monitor import connect, forward_of, open_monitor
     from qmpsh.session import Session
 
-    target = parse_address(address_text)
-    address: Address | LibvirtAddress
-    if isinstance(target, UnixAddress | TcpAddress | LibvirtAddress):
-        address = target
-    else:  # ssh://HOST/PATH: the local end of a forward (the module is imported only then)
-        from qmpsh.ssh_tunnel import forwarded
-
-        address = forwarded(target, timeout=args.timeout)
-    warning = remote_warning(address, quiet=args.quiet)
+    # libvirt taints the domain at our first command: `notify` says so, once
+    client = open_monitor(address_text, timeout=args.timeout, notify=None if args.quiet else _warn)
+    warning = remote_warning(client.address, quiet=args.quiet)
     if warning:
         print(warning, file=sys.stderr)
     config = _load_config(args)
-    settings = _settings(args, scripted)
-    renderer = Renderer(settings.fmt, sys.stdout, sys.stderr, color=settings.color)
-    client = _monitor_for(address, args)
-    events = EventLog(config.events_capacity)
-    session = Session(client, settings, renderer, event_log=events, echo=_echo)
-    if args.events_filter:
-        session.event_filter = EventFilter.parse(args.events_filter)
-    else:
-        session.event_filter = _config_filter(config, args.quiet)
+    session = Session(client, _settings(args, config), event_log=EventLog(config.events_capacity))
+    session.event_filter = _event_filter(args, config)
     with contextlib.ExitStack() as stack:
         outputs = _wire_outputs(args, session, stack)
-        if address is target:
-            client.connect(wait=args.wait, negotiate=not args.skip_negotiation)
-        else:  # the ssh forward is stopped when the run ends, however it ends
-            from qmpsh.ssh_tunnel import connect_through
-
-            connect_through(client, stack, wait=args.wait, negotiate=not args.skip_negotiation)
+        forward = forward_of(client)
+        if forward is not None:  # an ssh forward is stopped when the run ends, however it ends
+            stack.callback(forward.close)
+        connect(client, wait=args.wait, negotiate=not args.skip_negotiation)
         stack.callback(lambda: session.client.close())  # the client `reconnect` made, if any
         if scripted:
             status = _run_script(args, session)
         else:
-            status = _run_interactive(args, session, config)
+            status = _run_interactive(session, _shell_options(args, config))
         if args.wait_event:
             status = max(status, _wait_event(args, session))
         return max(status, _output_losses(outputs))
 
 
-def _monitor_for(address: Address | LibvirtAddress, args: argparse.Namespace) -> QmpClient:
-    """The connection for the address's kind, not yet connected."""
-    from qmpsh.libvirt_address import LibvirtAddress
-
-    if isinstance(address, LibvirtAddress):
-        from qmpsh.libvirt_monitor import open_libvirt_monitor
-
-        # libvirt taints the domain at our first command: say so once, not at reconnects
-        monitor = open_libvirt_monitor(address, args.timeout, None if args.quiet else _warn)
-        return cast("QmpClient", monitor)  # same surface; a Monitor protocol will say so
-    from qmpsh.client import QmpClient
-
-    return QmpClient(address, timeout=args.timeout)
-
-
 def _load_config(args: argparse.Namespace) -> Config:
-    """Read the config once, for both modes; its values fill in only what flags left open."""
+    """Read the config file once, for every mode (``_settings`` and friends fold it in)."""
     from qmpsh.config import load_config
 
     path: str | None = args.config or None  # a str: pathlib would cost every -c call ~2 ms
     if path is not None and not os.path.exists(path):
         raise InputError(f"config file not found: {path}")
     quiet = args.quiet
-    config = load_config(path, warn=lambda message: None if quiet else _warn(message))
-    if config.format and not args.format and not args.pretty:
-        args.format = config.format
-    if args.color == "auto":
-        args.color = config.color
-    return config
+    return load_config(path, warn=lambda message: None if quiet else _warn(message))
 
 
 def _warn(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _config_filter(config: Config, quiet: bool) -> EventFilter | None:
-    """The config's default event filter; a bad one costs a warning, not the run."""
+def _event_filter(args: argparse.Namespace, config: Config) -> EventFilter | None:
+    """--events-filter, else the config's; a bad one in the config costs a warning only."""
     from qmpsh.events import EventFilter
 
+    if args.events_filter:
+        return EventFilter.parse(args.events_filter)
     if not config.events_filter:
         return None
     try:
         return EventFilter.parse(config.events_filter)
     except InputError as exc:
-        if not quiet:
+        if not args.quiet:
             _warn(f"qmpsh: warning: config events.filter: {exc}")
-        config.events_filter = None  # warned once; the interactive shell must not warn again
         return None
 
 
-def remote_warning(address: Address | LibvirtAddress, *, quiet: bool) -> str | None:
+def remote_warning(address: object, *, quiet: bool) -> str | None:
     """The warning for a TCP address off this host: anyone who can reach it owns the VM."""
     from qmpsh.address import TcpAddress
 
@@ -553,7 +514,9 @@ def remote_warning(address: Address | LibvirtAddress, *, quiet: bool) -> str | N
     return f"qmpsh: warning: {address} is not loopback; QMP has no authentication"
 
 
-def _redacting(session: Any, record: Callable[[str, dict[str, Any]], None]) -> Any:
+def _redacting(
+    session: Session, record: Callable[[str, dict[str, Any]], None]
+) -> Callable[[str, dict[str, Any]], None]:
     """A transcript listener that masks secrets by the session's schema, once it has one."""
 
     def listener(direction: str, message: dict[str, Any]) -> None:
@@ -562,20 +525,46 @@ def _redacting(session: Any, record: Callable[[str, dict[str, Any]], None]) -> A
     return listener
 
 
-def _settings(args: argparse.Namespace, scripted: bool) -> Settings:
+def _settings(args: argparse.Namespace, config: Config) -> Settings:
+    """How requests run: each flag, else the config file, else the default; decided here only."""
     from qmpsh.session import Settings
 
-    fmt: Format = args.format or ("pretty" if args.pretty or sys.stdout.isatty() else "json")
+    fmt: Format = args.format or ("pretty" if args.pretty else None) or _config_format(config)
     return Settings(
         fmt=fmt,
         validate=not args.no_validate,
         verbose=args.verbose,
         hmp_mode=args.hmp,
         exit_on_error=args.exit_on_error,
-        interactive=not scripted,
-        assume_yes=args.yes,
+        confirm=config.confirm and not args.yes,
         timeout=args.timeout,
-        color=_want_color(args.color, sys.stdout),
+        color=_want_color(_color_choice(args, config), sys.stdout),
+    )
+
+
+def _config_format(config: Config) -> Format:
+    """The config's format, else pretty at a terminal and JSON for programs."""
+    from qmpsh.settings import format_named
+
+    fmt = format_named(config.format or "")
+    return fmt if fmt is not None else ("pretty" if sys.stdout.isatty() else "json")
+
+
+def _color_choice(args: argparse.Namespace, config: Config) -> str:
+    return str(args.color) if args.color != "auto" else config.color
+
+
+def _shell_options(args: argparse.Namespace, config: Config) -> ShellOptions:
+    """What only the interactive shell uses, folded like ``_settings``."""
+    from qmpsh.settings import ShellOptions
+
+    return ShellOptions(
+        pane=not args.no_pane and config.events_pane,
+        pager=not args.no_pager and config.pager,
+        reconnect=args.reconnect or config.reconnect,
+        quiet=args.quiet,
+        color=_color_choice(args, config),
+        history_size=config.history_size,
     )
 
 
@@ -587,13 +576,9 @@ def _want_color(choice: str, stream: TextIO) -> bool:
     return stream.isatty() and os.environ.get("TERM") != "dumb"
 
 
-def _echo(message: dict[str, Any]) -> None:
-    from qmpsh.redact import redact_message
-
-    print(json.dumps(redact_message(message), separators=(",", ":")), file=sys.stderr)
-
-
-def _wire_outputs(args: argparse.Namespace, session: Any, stack: contextlib.ExitStack) -> list[Any]:
+def _wire_outputs(
+    args: argparse.Namespace, session: Session, stack: contextlib.ExitStack
+) -> list[Any]:
     """--events and --transcript/-l: files get every event, from the reader thread.
 
     Returns the writers, whose ``loss()`` says at the end what a full disk cost.
@@ -628,7 +613,7 @@ def _output_losses(outputs: list[Any]) -> int:
     return EXIT_COMMAND_ERROR if losses else EXIT_OK
 
 
-def _run_script(args: argparse.Namespace, session: Any) -> int:
+def _run_script(args: argparse.Namespace, session: Session) -> int:
     from qmpsh.script import run_lines
 
     if args.command:
@@ -662,14 +647,18 @@ def utf8_lines(stream: Iterable[bytes], name: str) -> Iterator[str]:
             ) from None
 
 
-def _run_interactive(args: argparse.Namespace, session: Any, config: Config) -> int:
+def _run_interactive(session: Session, options: ShellOptions) -> int:
+    """The Application at a terminal; the plain loop (no prompt_toolkit) where TERM=dumb."""
+    if os.environ.get("TERM") == "dumb":
+        from qmpsh.plain import run_plain
+
+        return run_plain(session, options)
     from qmpsh.ui import run_interactive
 
-    status: int = run_interactive(session, args, config)
-    return status
+    return run_interactive(session, options)
 
 
-def _wait_event(args: argparse.Namespace, session: Any) -> int:
+def _wait_event(args: argparse.Namespace, session: Session) -> int:
     """Wait for EVENT, narrowed by --events-filter's ``!NAME`` and ``field=value`` terms.
 
     The filter's name globs are left out: in ``wait`` they would widen the names

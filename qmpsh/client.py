@@ -57,6 +57,7 @@ from qmpsh.errors import (
     ProtocolError,
     QmpshError,
 )
+from qmpsh.monitor import Capabilities
 
 MAX_LINE = 64 * 1024 * 1024  # one message larger than this is not QMP, it is a runaway peer
 MAX_STRAY_LINES = 100  # non-greeting lines tolerated before the greeting
@@ -272,6 +273,12 @@ class QmpClient:
         except CommandError as e:
             self.close()
             raise ConnectError(f"{self.address} refused qmp_capabilities: {e}") from None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this connection can do beyond requests (see ``monitor.Monitor``)."""
+        oob = self.negotiates and "oob" in self._capabilities()
+        return Capabilities(oob=oob, fd_passing=isinstance(self.address, UnixAddress))
 
     def _capabilities(self) -> list[Any]:
         caps = self.greeting.get("QMP", {}).get("capabilities", [])

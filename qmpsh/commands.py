@@ -1,20 +1,22 @@
-"""The registry of qmpsh's own commands (help, exit, format, events, wait …).
+"""What a shell command is, and the registry that holds them (help, exit, format, wait …).
 
-One decorator registers a handler together with its usage and one-line help, so
-``help``, completion and the parser's list of shell words all come from the same
-place and cannot disagree.  Handlers get the session and the ``argv`` the parser
-split; they return an exit status (0 ok, 1 failed) like a QMP command would.
+A registry is built explicitly from a list of specs (``shell_commands.SHELL_COMMANDS``
+is qmpsh's), so ``help``, completion and the parser's list of shell words all come
+from one place and importing a module changes nothing.  Handlers get the session,
+the ``argv`` the parser split and the renderer of the request's output; they return
+an exit status (0 ok, 1 failed) like a QMP command would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from qmpsh.render import Renderer
     from qmpsh.session import Session
 
-Handler = Callable[["Session", tuple[str, ...]], int]
+Handler = Callable[["Session", tuple[str, ...], "Renderer"], int]
 
 
 class ShellCommandSpec(NamedTuple):  # not a frozen dataclass: ~0.4 ms less at every start
@@ -25,33 +27,13 @@ class ShellCommandSpec(NamedTuple):  # not a frozen dataclass: ~0.4 ms less at e
     summary: str
     handler: Handler
     arguments: tuple[str, ...] = ()  # words offered by completion after the name
-    interactive_only: bool = False
 
 
 class Registry:
-    """Shell commands by name; QMP command names are never shadowed (checked on lookup)."""
+    """Shell commands by name; QMP command names are never shadowed (see ``names``)."""
 
-    def __init__(self) -> None:
-        self._commands: dict[str, ShellCommandSpec] = {}
-
-    def command(
-        self,
-        name: str,
-        usage: str,
-        summary: str,
-        *,
-        arguments: tuple[str, ...] = (),
-        interactive_only: bool = False,
-    ) -> Callable[[Handler], Handler]:
-        """Decorator: register ``handler`` as the shell command ``name``."""
-
-        def register(handler: Handler) -> Handler:
-            self._commands[name] = ShellCommandSpec(
-                name, usage, summary, handler, arguments, interactive_only
-            )
-            return handler
-
-        return register
+    def __init__(self, specs: Iterable[ShellCommandSpec]) -> None:
+        self._commands = {spec.name: spec for spec in specs}
 
     def names(self, qmp_commands: frozenset[str] = frozenset()) -> frozenset[str]:
         """Shell words, minus any a connected QEMU also defines as a QMP command."""
@@ -62,6 +44,3 @@ class Registry:
 
     def specs(self) -> list[ShellCommandSpec]:
         return sorted(self._commands.values(), key=lambda s: s.name)
-
-
-REGISTRY = Registry()

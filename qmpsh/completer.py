@@ -14,23 +14,20 @@ Candidates are ranked prefix matches first, then substring matches (``spice`` fi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prompt_toolkit.completion import (
-    CompleteEvent,
-    Completer,
-    Completion,
-    DynamicCompleter,
-    ThreadedCompleter,
-)
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, ThreadedCompleter
 from prompt_toolkit.document import Document
 
-from qmpsh import hmp, shell_commands  # noqa: F401  (registers the shell's own commands)
-from qmpsh.commands import REGISTRY
+from qmpsh import hmp
 from qmpsh.live_values import NODE_KEYS, QOM_PATH_COMMANDS, LiveValues
 from qmpsh.schema import IndexFollower, Member, Schema, SchemaIndex, TypeRef, dig, takes_any_key
+from qmpsh.shell_commands import SHELL_COMMANDS as REGISTRY
 from qmpsh.syntax import Context, Syntax, syntax_for
 from qmpsh.used_values import UsedValues
+
+if TYPE_CHECKING:
+    from qmpsh.session import Session
 
 DEVICE_ADD = "device_add"  # its driver= values and extra keys come from the live QEMU
 
@@ -80,11 +77,6 @@ class QmpCompleter(Completer):
         self._live = live
         self._syntax = syntax
         self.index = IndexFollower(schema)
-
-    def refresh(self) -> None:
-        """Forget cached live values (after a command that may have changed them)."""
-        if self._live is not None:
-            self._live.refresh()
 
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
@@ -324,19 +316,23 @@ def _rank_pairs(word: str, pairs: Sequence[tuple[str, str]]) -> Iterator[tuple[s
 # --- wiring for the UI ----------------------------------------------------------------------
 
 
-def completer_for(session: Any, history: Callable[[], Sequence[str]] | None = None) -> QmpCompleter:
+def completer_for(
+    session: Session, history: Callable[[], Sequence[str]] | None = None
+) -> QmpCompleter:
     """A completer reading the session's (lazily loaded) schema and live QEMU state;
     with ``history`` (the typed lines), values used before rank first."""
+    live = LiveValues.for_client(lambda: session.client)
+    session.add_client_listener(lambda client: live.refresh())  # maybe another QEMU now
     return QmpCompleter(
         schema=lambda: session.schema,
-        live=LiveValues.for_client(session.client),
+        live=live,
         syntax=lambda: session.syntax,
         used=UsedValues(history) if history is not None else None,
     )
 
 
 def make_completer(
-    session: Any,
+    session: Session,
     inner: QmpCompleter | None = None,
     history: Callable[[], Sequence[str]] | None = None,
 ) -> Completer:
@@ -345,7 +341,7 @@ def make_completer(
     Pass ``inner`` (from ``completer_for``) to keep a handle for ``refresh``.
     """
     chosen = inner if inner is not None else completer_for(session, history)
-    return ThreadedCompleter(DynamicCompleter(lambda: chosen))
+    return ThreadedCompleter(chosen)
 
 
 # --- the signature hint ---------------------------------------------------------------------

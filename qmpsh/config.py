@@ -46,17 +46,11 @@ def _xdg(env: Mapping[str, str], name: str, fallback: str) -> str:
     return os.path.join(env.get("HOME") or os.path.expanduser("~"), fallback)
 
 
-def _config_file(env: Mapping[str, str]) -> str:
+def config_file(env: Mapping[str, str] = os.environ) -> str:
+    """``$QMPSH_CONFIG``, else ``$XDG_CONFIG_HOME/qmpsh/config.toml`` (a str: no pathlib)."""
     if env.get("QMPSH_CONFIG"):
         return env["QMPSH_CONFIG"]
     return os.path.join(_xdg(env, "XDG_CONFIG_HOME", ".config"), "qmpsh", "config.toml")
-
-
-def config_path(env: Mapping[str, str] = os.environ) -> Path:
-    """``$QMPSH_CONFIG``, else ``$XDG_CONFIG_HOME/qmpsh/config.toml``."""
-    from pathlib import Path
-
-    return Path(_config_file(env))
 
 
 def state_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -79,7 +73,7 @@ def load_config(
     path: Path | str | None = None, *, warn: Warn | None = None, env: Mapping[str, str] = os.environ
 ) -> Config:
     """Read the config file; a missing file is silent, a bad one warns and uses defaults."""
-    path = path if path is not None else _config_file(env)
+    path = path if path is not None else config_file(env)
     say = warn if warn is not None else (lambda message: None)
     try:
         text = _read_small_file(path)

@@ -15,6 +15,10 @@ EXIT_CONNECTION = 3
 EXIT_TIMEOUT = 4
 
 
+class ExitShell(Exception):  # not a QmpshError: how `exit` ends every frontend
+    """Raised by the ``exit`` shell command; frontends stop reading lines."""
+
+
 class QmpshError(Exception):
     """Base of every error qmpsh reports to a user as one line."""
 

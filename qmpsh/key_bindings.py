@@ -18,15 +18,9 @@ if TYPE_CHECKING:
 
 
 def shell_bindings(ui: ShellUI) -> KeyBindings:
-    """Enter, Ctrl-C, Ctrl-D, F2 and the y/N answer of a confirmation."""
+    """Enter, Tab, Ctrl-C, Ctrl-D, F2 and the y/N answer of a confirmation."""
     kb = KeyBindings()
     confirming = Condition(lambda: ui.confirming is not None)
-    menu_selected = has_completions & Condition(
-        lambda: (
-            ui.buffer.complete_state is not None
-            and ui.buffer.complete_state.current_completion is not None
-        )
-    )
 
     @kb.add("f2")
     @kb.add("escape", "[", "Q")  # what some terminals send for F2
@@ -34,12 +28,40 @@ def shell_bindings(ui: ShellUI) -> KeyBindings:
         """Show or hide the event pane (the same as `events on|off`)."""
         ui.toggle_pane()
 
+    @kb.add("c-c", filter=~confirming)
+    def _interrupt(event: KeyPressEvent) -> None:
+        """Stop waiting for a running command, or else clear the line."""
+        if ui.busy:
+            ui.cancel()
+        else:
+            ui.buffer.reset()
+
+    @kb.add("c-d", filter=~confirming & Condition(lambda: not ui.buffer.text))
+    def _leave(event: KeyPressEvent) -> None:
+        """Ctrl-D on an empty line leaves the shell (QEMU keeps running)."""
+        ui.cancel()
+        event.app.exit(result=ui.status)
+
+    _line_bindings(kb, ui, confirming)
+    _confirm_bindings(kb, ui, confirming)
+    return kb
+
+
+def _line_bindings(kb: KeyBindings, ui: ShellUI, confirming: Condition) -> None:
+    """Tab and Enter: complete, close the menu, continue the line or run it."""
+    menu_selected = has_completions & Condition(
+        lambda: (
+            ui.buffer.complete_state is not None
+            and ui.buffer.complete_state.current_completion is not None
+        )
+    )
+
     @kb.add("tab", filter=~confirming)
     def _tab(event: KeyPressEvent) -> None:
         """Tab completes; a single candidate is taken at once, with the menu closed."""
         state = ui.buffer.complete_state
         if state is None:
-            _complete_now(ui.buffer)
+            event.app.create_background_task(complete_requested(ui.buffer))
         elif len(state.completions) == 1:
             ui.buffer.apply_completion(state.completions[0])
         else:
@@ -60,35 +82,27 @@ def shell_bindings(ui: ShellUI) -> KeyBindings:
         else:
             ui.accept()
 
-    @kb.add("c-c", filter=~confirming)
-    def _interrupt(event: KeyPressEvent) -> None:
-        """Stop waiting for a running command, or else clear the line."""
-        if ui.busy:
-            ui.cancel()
-        else:
-            ui.buffer.reset()
 
-    @kb.add("c-d", filter=~confirming & Condition(lambda: not ui.buffer.text))
-    def _leave(event: KeyPressEvent) -> None:
-        """Ctrl-D on an empty line leaves the shell (QEMU keeps running)."""
-        ui.cancel()
-        event.app.exit(result=ui.status)
+async def complete_requested(buffer: Buffer) -> None:
+    """Tab with no menu open: complete as asked, without blocking the UI thread.
 
-    _confirm_bindings(kb, ui, confirming)
-    return kb
-
-
-def _complete_now(buffer: Buffer) -> None:
-    """Ask the completer directly: a background completion may still be on its way, and
-    prompt_toolkit would ignore a second request while one runs."""
-    if buffer.completer is None:
+    The completer runs on its own thread (``get_completions_async`` of the buffer's
+    ``ThreadedCompleter``): a live value may take QEMU seconds to give.  The buffer's
+    own ``start_completion`` cannot be used, because it does nothing while a
+    completion started by typing is still on its way.  If the user typed on
+    meanwhile, their keys win and the answer is dropped.
+    """
+    completer, document = buffer.completer, buffer.document
+    if completer is None:
         return
     event = CompleteEvent(completion_requested=True)
-    completions = list(buffer.completer.get_completions(buffer.document, event))
+    completions = [c async for c in completer.get_completions_async(document, event)]
+    if buffer.document != document:
+        return
     if len(completions) == 1:
         buffer.apply_completion(completions[0])
         return
-    common = get_common_complete_suffix(buffer.document, completions)
+    common = get_common_complete_suffix(document, completions)
     if common:
         buffer.insert_text(common)
     buffer.start_completion(select_first=False)

@@ -31,7 +31,7 @@ guess that is then sent.  The classes, which ``style.py`` colours:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import StyleAndTextTuples
@@ -39,6 +39,9 @@ from prompt_toolkit.lexers import Lexer
 
 from qmpsh.schema import IndexFollower, Mismatch, Schema, SchemaIndex, takes_any_key
 from qmpsh.syntax import Context, Syntax, Token
+
+if TYPE_CHECKING:
+    from qmpsh.session import Session
 
 # Colours for the classes above; ``style.py`` merges this with the UI's own styles.
 DEFAULT_STYLE: dict[str, str] = {
@@ -191,6 +194,6 @@ def split_lines(fragments: StyleAndTextTuples) -> list[StyleAndTextTuples]:
     return lines
 
 
-def make_lexer(session: Any) -> QmpLexer:
+def make_lexer(session: Session) -> QmpLexer:
     """The input line's lexer for a session whose schema may still be loading."""
     return QmpLexer(schema=lambda: session.schema, syntax=lambda: session.syntax)

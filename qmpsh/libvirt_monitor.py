@@ -63,6 +63,7 @@ from qmpsh.errors import (
 )
 from qmpsh.libvirt_address import LibvirtAddress, uri_for
 from qmpsh.libvirt_targets import import_libvirt, one_line
+from qmpsh.monitor import Capabilities
 
 RETRY_INTERVAL = 0.1
 CLOSE_WAIT = 2.0  # close() waits this long for libvirt to let go; a hung libvirtd is left
@@ -116,6 +117,9 @@ class LibvirtMonitor:
         self.package = ""
         self.notes: deque[str] = deque(maxlen=MAX_NOTES)
         self.negotiates = True  # kept for reconnect; libvirt negotiates, never qmpsh
+        # libvirt sends qmp_capabilities itself (without oob); fds would need
+        # qemuMonitorCommandWithFiles, which qmpsh does not use yet.
+        self.capabilities = Capabilities(negotiation=False)
         self._notify = notify
         self._lock = threading.Lock()  # guards _pending, _failure, _up
         self._pending: set[PendingReply] = set()

@@ -13,9 +13,12 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qmpsh import hmp
+
+if TYPE_CHECKING:
+    from qmpsh.monitor import Monitor
 
 T = TypeVar("T")
 Pair = tuple[str, str]
@@ -55,11 +58,11 @@ class LiveValues:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_client(cls, client: Any) -> LiveValues:
-        """Bind to a ``QmpClient`` (anything with ``execute(name, args, timeout=)``)."""
+    def for_client(cls, client: Callable[[], Monitor]) -> LiveValues:
+        """Ask whatever monitor ``client()`` returns now, so a reconnect needs no rebuild."""
 
         def execute(name: str, args: dict[str, Any] | None) -> Any:
-            return client.execute(name, args, timeout=FETCH_TIMEOUT)
+            return client().execute(name, args, timeout=FETCH_TIMEOUT)
 
         return cls(execute)
 

@@ -1,9 +1,11 @@
-"""Bring a lost connection back: a new client, retried with back-off, swapped into the session.
+"""Bring a lost connection back: a new monitor, retried with back-off, swapped into the session.
 
-A ``QmpClient`` makes one connection in its life (its reader thread, ids and failure
-belong to that one socket), so reconnecting means a new client.  It takes over the
-old client's listeners *before* it connects, so not even an event QEMU sends right
-after its greeting is missed, and the transcript and ``--events`` file go on.
+A monitor makes one connection in its life (a ``QmpClient``'s reader thread, ids and
+failure belong to that one socket), so reconnecting means a new monitor of the same
+kind (``monitor.reopen``).  It takes over the old one's listeners *before* it
+connects, so not even an event QEMU sends right after its greeting is missed, and
+the transcript and ``--events`` file go on.  The session then tells its client
+listeners (the shell's toolbar, completion's live values).
 
 The delays double from 0.1 s to 5 s: a QEMU being restarted is usually back within a
 second, and one that takes minutes is not hammered.  ``stop`` (set by Ctrl-C in the
@@ -16,11 +18,11 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from qmpsh.client import QmpClient
 from qmpsh.errors import ConnectError, QmpshError
-from qmpsh.ssh_tunnel import connect_client
+from qmpsh.monitor import connect, reopen
 
 if TYPE_CHECKING:
+    from qmpsh.monitor import Monitor
     from qmpsh.session import Session
 
 FIRST_DELAY = 0.1
@@ -44,8 +46,8 @@ def reconnect(
     attempts: int | None = DEFAULT_ATTEMPTS,
     stop: threading.Event | None = None,
     progress: Progress | None = None,
-) -> QmpClient:
-    """Connect a new client to the session's address and swap it in; ``None`` tries for ever.
+) -> Monitor:
+    """Connect a new monitor to the session's address and swap it in; ``None`` tries for ever.
 
     Raises ``ConnectError`` naming the last failure when every attempt failed or
     ``stop`` was set; the session keeps its old (dead) client then.
@@ -58,7 +60,8 @@ def reconnect(
     while attempts is None or attempt < attempts:
         attempt += 1
         try:
-            client = _connect_like(old)
+            client = reopen(old)
+            connect(client, negotiate=old.negotiates)  # through its ssh forward, if any
         except QmpshError as e:
             last = e
             if progress is not None:
@@ -69,11 +72,3 @@ def reconnect(
         session.replace_client(client)
         return client
     raise ConnectError(f"could not reconnect to {old.address} in {attempt} attempts: {last}")
-
-
-def _connect_like(old: QmpClient) -> QmpClient:
-    """A new client of ``old``'s kind, address, timeout and negotiation, with its listeners."""
-    client = type(old)(old.address, timeout=old.timeout)  # a socket, or a libvirt domain
-    client.inherit_listeners(old)
-    connect_client(client, negotiate=old.negotiates)  # an ssh:// target: through a forward
-    return client

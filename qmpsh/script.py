@@ -11,10 +11,13 @@ the request started on.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
-from qmpsh.errors import EXIT_OK
-from qmpsh.session import ExitShell, Session
+from qmpsh.errors import EXIT_OK, ExitShell
 from qmpsh.syntax import Syntax
+
+if TYPE_CHECKING:
+    from qmpsh.session import Session
 
 
 def logical_lines(lines: Iterable[str], syntax: Callable[[], Syntax]) -> Iterator[tuple[int, str]]:

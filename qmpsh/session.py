@@ -1,74 +1,98 @@
-"""One object that ties a connection to everything a line needs to run.
+"""One target's session: the monitor, its schema and events, and the one way a request runs.
 
-Every frontend — the interactive shell, piped scripts, ``-c`` — hands lines to
-``Session.run_line`` and gets back an exit status, so they differ only in how
-lines come in.  The session owns the client, the schema, the event log and the
-renderer; nothing else in qmpsh keeps state between lines.
+Every frontend — the interactive shell, the TERM=dumb loop, piped scripts, ``-c`` —
+parses with ``Session.parse`` and runs with ``Session.run`` (or both at once with
+``run_line``), so they differ only in how lines come in and where output goes.
+``run`` is the one place where a request is typed against the schema, echoed under
+``-v``, sent, waited for and rendered, and where the event wait-mark is set.  The
+interactive shell passes ``on_submit`` to get hold of the request on the wire, so
+Ctrl-C can abandon it.
+
+The session talks to a ``monitor.Monitor``, never to a concrete client, so a socket,
+a libvirt domain or the guest agent are all the same to it.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
-from qmpsh.client import QmpClient
-from qmpsh.commands import REGISTRY
-from qmpsh.errors import EXIT_OK, CommandError, InputError, QmpshError
-from qmpsh.events import EventFilter, EventLog, format_spice_sessions, spice_sessions
+from qmpsh.commands import Registry
+from qmpsh.errors import EXIT_COMMAND_ERROR, EXIT_OK, CommandError, InputError, QmpshError
+from qmpsh.events import EventLog, format_spice_sessions, spice_sessions
 from qmpsh.render import Renderer
 from qmpsh.request import Command, HmpLine, RawJson, Request, ShellCommand, Transaction
+from qmpsh.settings import Format, Settings
 from qmpsh.syntax import Syntax, syntax_for
 
 if TYPE_CHECKING:  # schema, validate and hmp are imported when first needed (start-up time)
+    from qmpsh.events import EventFilter
+    from qmpsh.monitor import Monitor, Pending
     from qmpsh.schema import Schema
 
-Format = Literal["pretty", "json", "raw"]
+__all__ = ["Format", "Output", "Session", "Settings", "Streams"]
+
 PARSE_CACHE_SIZE = 256  # distinct lines remembered; the cache is emptied when full
 
-
-@dataclass
-class Settings:
-    """What the command line (and later the config file) decided for this session."""
-
-    fmt: Format = "json"
-    validate: bool = True
-    verbose: bool = False
-    hmp_mode: bool = False
-    exit_on_error: bool = False
-    interactive: bool = False
-    assume_yes: bool = False
-    timeout: float = 30.0
-    color: bool = False
+OnSubmit = Callable[["Pending"], None]
+ClientListener = Callable[["Monitor"], None]
 
 
-class ExitShell(Exception):
-    """Raised by the ``exit`` shell command; frontends stop reading lines."""
+class Streams(Protocol):
+    """Where one request's output goes (``Output``; a ``Renderer`` also has these)."""
+
+    @property
+    def out(self) -> TextIO: ...
+
+    @property
+    def err(self) -> TextIO: ...
+
+    @property
+    def width(self) -> int | None: ...
+
+
+class Output(NamedTuple):
+    """Replies to ``out``, errors and the ``-v`` echo to ``err``, wrapped at ``width``."""
+
+    out: TextIO
+    err: TextIO
+    width: int | None = None
 
 
 class Session:
-    """The client, schema, events and output of one qmpsh run."""
+    """The monitor, schema, events and settings of one target."""
 
     def __init__(
         self,
-        client: QmpClient,
+        client: Monitor,
         settings: Settings,
-        renderer: Renderer,
+        output: Streams | None = None,
         event_log: EventLog | None = None,
-        echo: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        commands: Registry | None = None,
     ) -> None:
-        from qmpsh import shell_commands  # noqa: F401  (registers the shell's own commands)
+        """``output`` is where requests render unless ``run`` is told otherwise
+        (standard output and error by default); only its streams are used, the
+        format is ``settings.fmt``.  ``commands`` defaults to qmpsh's own."""
+        if commands is None:
+            from qmpsh.shell_commands import SHELL_COMMANDS
 
+            commands = SHELL_COMMANDS
         self.client = client
         self.settings = settings
-        self.renderer = renderer
+        self.output: Streams = output if output is not None else Output(sys.stdout, sys.stderr)
         self.events = event_log if event_log is not None else EventLog()
-        self._echo = echo
+        self.commands = commands
+        self.shell_words = commands.names()
         self._schema: Schema | None = None
         self._schema_failed = False
-        self.shell_words = REGISTRY.names()
         self._parsed: dict[tuple[str, bool, frozenset[str]], Request] = {}
+        self._renderer: Renderer | None = None  # made from settings.fmt, for _rendering_to
+        self._rendering_to: Streams | None = None
+        self._client_listeners: list[ClientListener] = []
         # Sequence number of the last event seen before the latest request was sent:
         # `wait` counts events from there, so an event that raced ahead of its
         # command's reply is not missed.
@@ -80,8 +104,17 @@ class Session:
         self.cancel = threading.Event()
         client.add_event_listener(self._on_event)
 
-    def replace_client(self, client: QmpClient) -> None:
-        """Swap in a new connection (``reconnect``).
+    # -- the monitor -------------------------------------------------------------
+
+    def add_client_listener(self, callback: ClientListener) -> None:
+        """Call ``callback(new)`` whenever ``replace_client`` swaps in a new monitor.
+
+        It runs on the thread that reconnected (a worker, in the shell).
+        """
+        self._client_listeners.append(callback)
+
+    def replace_client(self, client: Monitor) -> None:
+        """Swap in a new connection (``reconnect``) and tell the client listeners.
 
         ``client`` must already carry the old one's listeners: they have to be in place
         before it connects, or an event sent right after the greeting is missed, so
@@ -92,8 +125,10 @@ class Session:
         old, self.client = self.client, client
         if (client.version, client.package) != (old.version, old.package):
             self._schema = None
-            self.shell_words = REGISTRY.names()
+            self.shell_words = self.commands.names()
         self._schema_failed = False
+        for listener in list(self._client_listeners):
+            listener(client)
 
     def redact(self, message: dict[str, Any]) -> dict[str, Any]:
         """``message`` with its secrets masked, by schema type when the schema is loaded."""
@@ -111,6 +146,9 @@ class Session:
     def schema(self) -> Schema | None:
         """The server's schema, loaded on first use (from the disk cache when possible)."""
         if self._schema is None and not self._schema_failed:
+            if not self.client.capabilities.schema:
+                self._schema_failed = True
+                return None
             from qmpsh.schema import load_schema
 
             try:
@@ -129,7 +167,7 @@ class Session:
             except Exception:  # a schema we cannot read must not stop the shell
                 self._schema_failed = True
                 return None
-            self.shell_words = REGISTRY.names(frozenset(self._schema.command_names()))
+            self.shell_words = self.commands.names(frozenset(self._schema.command_names()))
         return self._schema
 
     def _fetch_schema(self) -> list[dict[str, Any]]:
@@ -145,7 +183,7 @@ class Session:
             commands = []  # a server without it: version and package alone
         return cache_key(self.client.version, self.client.package, commands)
 
-    # -- running lines ---------------------------------------------------------
+    # -- running requests ------------------------------------------------------
 
     @property
     def syntax(self) -> Syntax:
@@ -169,39 +207,80 @@ class Session:
                 self._parsed[key] = request
         return request
 
-    def run_line(self, text: str, line: int | None = None) -> int:
-        """Run one logical line; return its status (0 ok, 1 command error, 2 input error).
-
-        ``line`` is the script line the text started on, for error messages.
-        Connection failures propagate: frontends decide whether to stop or reconnect.
-        """
+    def run_line(self, text: str, line: int | None = None, *, output: Streams | None = None) -> int:
+        """Parse and run one logical line; ``line`` is where it starts in a script."""
         try:
             request = self.parse(text)
-            if request is None:
-                return EXIT_OK
-            return self.run_request(request)
         except InputError as exc:
-            if line is not None:
-                exc = exc.at_line(line + (exc.line or 1) - 1)
-            self.renderer.error(str(exc))
-            return exc.exit_code
-        except CommandError as exc:
-            self.renderer.error(str(exc))
-            return exc.exit_code
+            return self._report(exc, line, self._renderer_for(output))
+        if request is None:
+            return EXIT_OK
+        return self.run(request, output=output, line=line)
 
-    def run_request(self, request: Request) -> int:
-        if isinstance(request, ShellCommand):
-            return self._run_shell(request)
-        if isinstance(request, HmpLine):
-            return self._run_hmp(request)
+    def run(
+        self,
+        request: Request,
+        *,
+        output: Streams | None = None,
+        on_submit: OnSubmit | None = None,
+        line: int | None = None,
+    ) -> int:
+        """Run one request and render its outcome; return its status.
+
+        0 ok, 1 the command failed, 2 bad input (reported on ``output`` with ``line``,
+        when given).  Losing the connection, a timeout, ``wait`` giving up and ``exit``
+        (``ExitShell``) propagate: each frontend decides whether to stop or go on.
+        ``on_submit`` is called with each request put on the wire.
+        """
+        out = self._renderer_for(output)
+        try:
+            if isinstance(request, ShellCommand):
+                return self._run_shell(request, out)
+            if isinstance(request, HmpLine):
+                return self._run_hmp(request, out, on_submit)
+            return self._run_qmp(request, out, on_submit)
+        except (InputError, CommandError) as exc:
+            return self._report(exc, line, out)
+
+    def error(self, message: str, output: Streams | None = None) -> None:
+        """Report ``message`` as one error line on ``output``, in the session's format."""
+        self._renderer_for(output).error(message)
+
+    def _report(self, exc: QmpshError, line: int | None, out: Renderer) -> int:
+        if isinstance(exc, InputError) and line is not None:
+            exc = exc.at_line(line + (exc.line or 1) - 1)
+        out.error(str(exc))
+        return exc.exit_code
+
+    def _renderer_for(self, output: Streams | None) -> Renderer:
+        """A renderer for ``output`` in the current format; kept while nothing changes."""
+        streams = output if output is not None else self.output
+        settings, renderer = self.settings, self._renderer
+        if (
+            renderer is None
+            or self._rendering_to is not streams
+            or renderer.fmt != settings.fmt
+            or renderer.color != settings.color
+        ):
+            renderer = Renderer(
+                settings.fmt, streams.out, streams.err, color=settings.color, width=streams.width
+            )
+            self._renderer, self._rendering_to = renderer, streams
+        return renderer
+
+    def _run_qmp(
+        self, request: Command | Transaction | RawJson, out: Renderer, on_submit: OnSubmit | None
+    ) -> int:
         if isinstance(request, Command) and self._needs_no_schema(request):
-            message, reply = self._send_unchecked(request)
+            message: dict[str, Any] = {"execute": request.name}
+            reply = self._exchange(message, out, on_submit)
+            if "error" in reply and self.settings.validate:
+                self.message_for(request)  # raises the InputError validating first would have
         else:
             message = self.message_for(request)
-            reply = self.send(message)
-        name = str(message.get("execute") or message.get("exec-oob") or "")
-        self.renderer.reply(name, reply)
-        return 1 if "error" in reply else EXIT_OK
+            reply = self._exchange(message, out, on_submit)
+        out.reply(str(message.get("execute") or message.get("exec-oob") or ""), reply)
+        return EXIT_COMMAND_ERROR if "error" in reply else EXIT_OK
 
     def _needs_no_schema(self, command: Command) -> bool:
         """True for a command without arguments while the schema is not loaded yet.
@@ -220,13 +299,6 @@ class Session:
             and not self.settings.verbose
         )
 
-    def _send_unchecked(self, command: Command) -> tuple[dict[str, Any], dict[str, Any]]:
-        message: dict[str, Any] = {"execute": command.name}
-        reply = self.send(message)
-        if "error" in reply and self.settings.validate:
-            self.message_for(command)  # raises the InputError validating first would have
-        return message, reply
-
     def message_for(self, request: Command | Transaction | RawJson) -> dict[str, Any]:
         """The QMP message for a request, typed and validated against the schema."""
         from qmpsh import validate
@@ -243,44 +315,66 @@ class Session:
             message["arguments"] = arguments
         return message
 
-    def send(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Send one message and wait for its whole reply (``return`` or ``error``)."""
-        if self._echo is not None and self.settings.verbose:
-            self._echo(self.redact(message))
-        self.wait_mark = self.events.last_seq
-        return self.client.execute_message(message, timeout=self.settings.timeout)
+    def _exchange(
+        self, message: dict[str, Any], out: Renderer, on_submit: OnSubmit | None
+    ) -> dict[str, Any]:
+        """Send one message and wait for its whole reply: every request goes through here.
 
-    def _run_hmp(self, request: HmpLine) -> int:
+        Without ``on_submit`` the monitor may read the reply on this very thread
+        (``execute_message``), which is what keeps a lock-step script fast.
+        """
+        if self.settings.verbose:
+            out.err.write(json.dumps(self.redact(message), separators=(",", ":")) + "\n")
+            out.err.flush()
+        self.wait_mark = self.events.last_seq
+        timeout = self.settings.timeout
+        if on_submit is None:
+            return self.client.execute_message(message, timeout=timeout)
+        pending = self.client.submit(message)
+        on_submit(pending)
+        try:
+            return pending.result(timeout)
+        except BaseException:  # timeout or Ctrl-C: let the late reply be dropped
+            pending.abandon()
+            raise
+
+    def _run_hmp(self, request: HmpLine, out: Renderer, on_submit: OnSubmit | None) -> int:
         from qmpsh import hmp
 
         words = request.text.split()
-        schema = self.schema
-        commands = frozenset(schema.command_names()) if schema is not None else frozenset()
-        shortcut = words[:1] == ["info"] and not request.passthrough
-        query = hmp.query_for_info(words, commands) if shortcut else None
-        if query is not None:
-            reply = self.send({"execute": query})
-            text = None
-            if "return" in reply and self.settings.fmt == "pretty":
-                text = hmp.format_info(words[1], reply["return"])
-            if text is not None and words[1] == "spice":
-                text = self._with_spice_sessions(text)
-            if text is None:
-                self.renderer.reply(query, reply)
-            else:
-                self.renderer.text(text)
-            return 1 if "error" in reply else EXIT_OK
+        if words[:1] == ["info"] and not request.passthrough:
+            schema = self.schema
+            commands = frozenset(schema.command_names()) if schema is not None else frozenset()
+            query = hmp.query_for_info(words, commands)
+            if query is not None:
+                return self._run_info(query, words[1], out, on_submit)
         name, arguments = hmp.hmp_command(request.text)
-        reply = self.send({"execute": name, "arguments": arguments})
+        reply = self._exchange({"execute": name, "arguments": arguments}, out, on_submit)
         if "error" in reply:
-            self.renderer.reply(name, reply)
-            return 1
-        output = str(reply.get("return", "")).replace("\r\n", "\n")
-        if self.settings.fmt == "pretty":
-            self.renderer.text(output.rstrip("\n"))
+            out.reply(name, reply)
+            return EXIT_COMMAND_ERROR
+        text = str(reply.get("return", "")).replace("\r\n", "\n")
+        if out.fmt == "pretty":
+            out.text(text.rstrip("\n"))
         else:
-            self.renderer.reply(name, {"return": output})
+            out.reply(name, {"return": text})
         return EXIT_OK
+
+    def _run_info(self, query: str, topic: str, out: Renderer, on_submit: OnSubmit | None) -> int:
+        """``info X`` through its QMP query, shown as HMP would where qmpsh knows how."""
+        from qmpsh import hmp
+
+        reply = self._exchange({"execute": query}, out, on_submit)
+        text = None
+        if "return" in reply and out.fmt == "pretty":
+            text = hmp.format_info(topic, reply["return"])
+        if text is not None and topic == "spice":
+            text = self._with_spice_sessions(text)
+        if text is None:
+            out.reply(query, reply)
+        else:
+            out.text(text)
+        return EXIT_COMMAND_ERROR if "error" in reply else EXIT_OK
 
     def _with_spice_sessions(self, text: str) -> str:
         """``info spice`` plus what only events know: sessions seen, and which are gone."""
@@ -290,11 +384,11 @@ class Session:
         lines = [text.rstrip("\n"), "SPICE sessions seen in events:"]
         return "\n".join(lines + ["  " + line for line in format_spice_sessions(sessions)])
 
-    def _run_shell(self, request: ShellCommand) -> int:
-        spec = REGISTRY.get(request.name)
+    def _run_shell(self, request: ShellCommand, out: Renderer) -> int:
+        spec = self.commands.get(request.name)
         if spec is None:  # the parser only produces registered names
             raise InputError(f"unknown shell command '{request.name}'", request.column)
-        return spec.handler(self, request.argv)
+        return spec.handler(self, request.argv, out)
 
 
 def _hashable(request: Request) -> bool:

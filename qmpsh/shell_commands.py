@@ -1,7 +1,7 @@
-"""qmpsh's own commands, registered in ``commands.REGISTRY``.
+"""qmpsh's own commands, gathered in ``SHELL_COMMANDS`` at the end of this module.
 
-They run the same way in scripts and in the interactive shell; the ones that only
-make sense at a terminal say so and are refused elsewhere with a clear message.
+They run the same way in scripts and in the interactive shell, and write to the
+renderer of the request's output (``out``), never to a terminal of their own.
 """
 
 from __future__ import annotations
@@ -11,60 +11,56 @@ import json
 import shutil
 import textwrap
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qmpsh.commands import REGISTRY
+from qmpsh.commands import Registry, ShellCommandSpec
 from qmpsh.durations import parse_seconds
-from qmpsh.errors import EXIT_OK, EventTimeout, InputError
+from qmpsh.errors import EXIT_OK, EventTimeout, ExitShell, InputError
 from qmpsh.event_summary import SpiceSession
 from qmpsh.events import EventFilter, LoggedEvent, format_spice_sessions, spice_sessions
-from qmpsh.session import ExitShell, Session
+from qmpsh.settings import FORMATS, format_named
 
-FORMATS = ("pretty", "json", "raw")
+if TYPE_CHECKING:
+    from qmpsh.render import Renderer
+    from qmpsh.session import Session
+
 WAIT_SLICE = 0.25  # how soon `wait` notices a lost connection
 
 
-@REGISTRY.command("exit", "exit", "leave qmpsh (QEMU keeps running; `quit` would stop it)")
-def exit_shell(session: Session, argv: tuple[str, ...]) -> int:
+def exit_shell(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
     raise ExitShell
 
 
-@REGISTRY.command(
-    "reconnect",
-    "reconnect [ATTEMPTS]",
-    "connect again after the connection was lost (back-off 0.1 s to 5 s; Ctrl-C stops)",
-)
-def reconnect_command(session: Session, argv: tuple[str, ...]) -> int:
+def reconnect_command(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
     from qmpsh.reconnect import DEFAULT_ATTEMPTS, reconnect
 
     if len(argv) > 1 or (argv and not (argv[0].isdigit() and int(argv[0]) > 0)):
         raise InputError("usage: reconnect [ATTEMPTS] (a positive number)")
     if session.client.connected:
-        session.renderer.text(f"already connected to {session.client.address}")
+        out.text(f"already connected to {session.client.address}")
         return EXIT_OK
     session.cancel.clear()
     attempts = int(argv[0]) if argv else DEFAULT_ATTEMPTS
     client = reconnect(session, attempts=attempts, stop=session.cancel)
     major, minor, micro = client.version
-    session.renderer.text(f"reconnected to {client.address} (QEMU {major}.{minor}.{micro})")
+    out.text(f"reconnected to {client.address} (QEMU {major}.{minor}.{micro})")
     return EXIT_OK
 
 
-@REGISTRY.command("help", "help [COMMAND|EVENT]", "list commands, or describe one", arguments=())
-def show_help(session: Session, argv: tuple[str, ...]) -> int:
+def show_help(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
     if not argv:
-        session.renderer.text(_overview(session))
+        out.text(_overview(session))
         return EXIT_OK
     name = argv[0]
-    spec = REGISTRY.get(name)
+    spec = session.commands.get(name)
     if spec is not None:
-        session.renderer.text(f"{spec.usage}\n  {spec.summary}")
+        out.text(f"{spec.usage}\n  {spec.summary}")
         return EXIT_OK
     schema = session.schema
     lines = schema.help_lines(name, _given(argv[1:])) if schema is not None else []
     if not lines:
         raise InputError(f"no command or event named '{name}'")
-    session.renderer.text("\n".join(lines))
+    out.text("\n".join(lines))
     return EXIT_OK
 
 
@@ -98,7 +94,7 @@ def _overview(session: Session) -> str:
             break_on_hyphens=False,
         )
     lines.append("shell commands:")
-    for spec in REGISTRY.specs():
+    for spec in session.commands.specs():
         if len(spec.usage) <= USAGE_COLUMN:
             lines.append(f"  {spec.usage:<{USAGE_COLUMN}} {spec.summary}")
         else:  # a long usage gets its own line rather than pushing the summary off
@@ -139,23 +135,15 @@ _FAMILIES = frozenset(
 )
 
 
-@REGISTRY.command(
-    "format", "format pretty|json|raw", "switch how replies are shown", arguments=FORMATS
-)
-def set_format(session: Session, argv: tuple[str, ...]) -> int:
-    if len(argv) != 1 or argv[0] not in FORMATS:
+def set_format(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
+    fmt = format_named(argv[0]) if len(argv) == 1 else None
+    if fmt is None:
         raise InputError("usage: format pretty|json|raw")
-    session.settings.fmt = argv[0]  # type: ignore[assignment]
-    session.renderer.fmt = argv[0]  # type: ignore[assignment]
+    session.settings.fmt = fmt  # the next request shows in it
     return EXIT_OK
 
 
-@REGISTRY.command(
-    "wait",
-    "wait EVENT [field=value ...] [timeout=SECONDS]",
-    "block until a matching event arrives (exit code 4 on timeout in scripts)",
-)
-def wait_event(session: Session, argv: tuple[str, ...]) -> int:
+def wait_event(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
     if not argv:
         raise InputError("usage: wait EVENT [field=value ...] [timeout=SECONDS]")
     timeout = session.settings.timeout
@@ -170,7 +158,7 @@ def wait_event(session: Session, argv: tuple[str, ...]) -> int:
     if found is None:
         raise EventTimeout(f"no {flt} event within {timeout:g} s")
     session.wait_mark = found.seq
-    session.renderer.reply("wait", {"return": found.event})
+    out.reply("wait", {"return": found.event})
     return EXIT_OK
 
 
@@ -207,26 +195,20 @@ def _wait_while_connected(session: Session, flt: EventFilter, timeout: float) ->
             raise copy.copy(failure).with_traceback(None)
 
 
-@REGISTRY.command(
-    "events",
-    "events [show N|filter SPEC|stats|clear|on|off]",
-    "list recent events, show one in full, filter, count",
-    arguments=("show", "filter", "stats", "clear", "on", "off"),
-)
-def events_command(session: Session, argv: tuple[str, ...]) -> int:
+def events_command(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
     verb = argv[0] if argv else "list"
     if verb == "list":
         for logged in session.events.recent(50, session.event_filter):
-            _show(session, logged.numbered(), _listed(logged))
+            _show(out, logged.numbered(), _listed(logged))
     elif verb == "show":
         event = _pick(session, argv).event
-        _show(session, json.dumps(event, indent=2), event)
+        _show(out, json.dumps(event, indent=2), event)
     elif verb == "filter":
         spec = " ".join(argv[1:])
         session.event_filter = EventFilter.parse(spec) if spec else None
     elif verb == "stats":
         counts = dict(sorted(session.events.stats().items()))
-        _show(session, "\n".join(f"{n:>8}  {name}" for name, n in counts.items()), counts)
+        _show(out, "\n".join(f"{n:>8}  {name}" for name, n in counts.items()), counts)
     elif verb == "clear":
         session.events.clear()
     elif verb in ("on", "off"):
@@ -236,17 +218,17 @@ def events_command(session: Session, argv: tuple[str, ...]) -> int:
     return EXIT_OK
 
 
-def _show(session: Session, text: str, value: Any) -> None:
+def _show(out: Renderer, text: str, value: Any) -> None:
     """Text for people (pretty), one JSON document for programs (json, raw).
 
     Piped scripts promise one JSON document per line; the shell's own commands keep
     that promise too, except ``help``, which is for reading.
     """
-    if session.renderer.fmt == "pretty":
+    if out.fmt == "pretty":
         if text:
-            session.renderer.text(text)
+            out.text(text)
     else:
-        session.renderer.reply("events", {"return": value})
+        out.reply("events", {"return": value})
 
 
 def _listed(logged: LoggedEvent) -> dict[str, Any]:
@@ -269,18 +251,12 @@ def _pick(session: Session, argv: tuple[str, ...]) -> LoggedEvent:
     return logged
 
 
-@REGISTRY.command(
-    "spice",
-    "spice sessions",
-    "SPICE sessions seen in events, and which are up",
-    arguments=("sessions",),
-)
-def spice_command(session: Session, argv: tuple[str, ...]) -> int:
+def spice_command(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
     if argv != ("sessions",):
         raise InputError("usage: spice sessions")
     groups = spice_sessions(logged.event for logged in session.events.recent())
     lines = format_spice_sessions(groups) or ["no SPICE sessions seen"]
-    _show(session, "\n".join(lines), [_session_json(group) for group in groups])
+    _show(out, "\n".join(lines), [_session_json(group) for group in groups])
     return EXIT_OK
 
 
@@ -297,3 +273,45 @@ def _session_json(group: SpiceSession) -> dict[str, Any]:
         for ch in group.channels
     ]
     return {"session": group.session_id, "up": group.up, "channels": channels}
+
+
+SHELL_COMMANDS = Registry(
+    [
+        ShellCommandSpec(
+            "exit", "exit", "leave qmpsh (QEMU keeps running; `quit` would stop it)", exit_shell
+        ),
+        ShellCommandSpec(
+            "reconnect",
+            "reconnect [ATTEMPTS]",
+            "connect again after the connection was lost (back-off 0.1 s to 5 s; Ctrl-C stops)",
+            reconnect_command,
+        ),
+        ShellCommandSpec(
+            "help", "help [COMMAND|EVENT]", "list commands, or describe one", show_help
+        ),
+        ShellCommandSpec(
+            "format", "format pretty|json|raw", "switch how replies are shown", set_format, FORMATS
+        ),
+        ShellCommandSpec(
+            "wait",
+            "wait EVENT [field=value ...] [timeout=SECONDS]",
+            "block until a matching event arrives (exit code 4 on timeout in scripts)",
+            wait_event,
+        ),
+        ShellCommandSpec(
+            "events",
+            "events [show N|filter SPEC|stats|clear|on|off]",
+            "list recent events, show one in full, filter, count",
+            events_command,
+            ("show", "filter", "stats", "clear", "on", "off"),
+        ),
+        ShellCommandSpec(
+            "spice",
+            "spice sessions",
+            "SPICE sessions seen in events, and which are up",
+            spice_command,
+            ("sessions",),
+        ),
+    ]
+)
+"""qmpsh's own commands: what ``help`` lists, completion offers and the parser knows."""

@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from contextlib import ExitStack, closing, suppress
+from contextlib import closing, suppress
 from typing import IO, TYPE_CHECKING, NamedTuple
 
 from qmpsh.address import UnixAddress
@@ -502,20 +502,3 @@ class SshForward:
 def forwarded(address: SshAddress, *, timeout: float) -> ForwardedAddress:
     """The local end of a forward to ``address``; ssh starts when a client connects."""
     return SshForward(address, timeout=timeout).address
-
-
-def connect_through(
-    client: QmpClient, stack: ExitStack, *, wait: float = 0.0, negotiate: bool = True
-) -> None:
-    """Connect ``client`` through its forward, which ``stack`` stops when it closes."""
-    assert isinstance(client.address, ForwardedAddress)
-    stack.callback(client.address.forward.close)
-    client.address.forward.connect(client, wait=wait, negotiate=negotiate)
-
-
-def connect_client(client: QmpClient, *, wait: float = 0.0, negotiate: bool = True) -> None:
-    """``client.connect``, going through the ssh forward when the address is one."""
-    if isinstance(client.address, ForwardedAddress):
-        client.address.forward.connect(client, wait=wait, negotiate=negotiate)
-    else:
-        client.connect(wait=wait, negotiate=negotiate)

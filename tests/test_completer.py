@@ -173,13 +173,15 @@ def test_hmp_mode_offers_hmp_commands_and_info(schema: Schema, live: LiveValues)
     assert texts(complete(hmp, "info sp"))[0] == "spice"
 
 
-def test_refresh_sees_a_new_node(completer: QmpCompleter, monitor: RawMonitor) -> None:
+def test_refresh_sees_a_new_node(
+    completer: QmpCompleter, live: LiveValues, monitor: RawMonitor
+) -> None:
     assert "fresh" not in texts(complete(completer, "blockdev-del node-name="))
     monitor.execute("blockdev-add", driver="null-co", **{"node-name": "fresh"})
-    completer.refresh()
+    live.refresh()
     assert "fresh" in texts(complete(completer, "blockdev-del node-name="))
     monitor.execute("blockdev-del", **{"node-name": "fresh"})
-    completer.refresh()
+    live.refresh()
 
 
 def test_unknown_command_offers_no_keys(completer: QmpCompleter) -> None:
@@ -257,6 +259,9 @@ def test_make_completer_wraps_for_the_ui(schema: Schema, monitor: RawMonitor) ->
             self.schema = schema
             self.client = None
             self.syntax = Syntax(shell_words={"help"})
+
+        def add_client_listener(self, callback: Any) -> None:
+            pass  # never reconnects
 
     ui = make_completer(FakeSession())
     found = list(ui.get_completions(Document("query-sp"), CompleteEvent()))

@@ -9,8 +9,8 @@ import pytest
 from qmpsh.config import (
     Config,
     color_depth_name,
+    config_file,
     config_from_dict,
-    config_path,
     history_path,
     load_config,
     state_dir,
@@ -26,11 +26,11 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_paths_follow_xdg_with_home_fallbacks() -> None:
-    assert config_path(HOME) == Path("/home/u/.config/qmpsh/config.toml")
+    assert config_file(HOME) == "/home/u/.config/qmpsh/config.toml"
     assert state_dir(HOME) == Path("/home/u/.local/state/qmpsh")
     assert history_path(HOME) == Path("/home/u/.local/state/qmpsh/history")
     env = {**HOME, "XDG_CONFIG_HOME": "/x/cfg", "XDG_STATE_HOME": "/x/state"}
-    assert config_path(env) == Path("/x/cfg/qmpsh/config.toml")
+    assert config_file(env) == "/x/cfg/qmpsh/config.toml"
     assert history_path(env) == Path("/x/state/qmpsh/history")
 
 
@@ -40,7 +40,7 @@ def test_relative_xdg_values_are_ignored() -> None:
 
 def test_explicit_overrides_win() -> None:
     env = {**HOME, "QMPSH_CONFIG": "/etc/q.toml", "QMPSH_HISTFILE": "/tmp/h"}
-    assert config_path(env) == Path("/etc/q.toml")
+    assert config_file(env) == "/etc/q.toml"
     assert history_path(env) == Path("/tmp/h")
 
 

@@ -7,6 +7,7 @@ bounds for slow CI machines, never assertions about speed.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sys
@@ -114,6 +115,9 @@ def test_quit_asks_and_n_keeps_qemu(shell: pexpect.spawn, qemu: Qemu) -> None:
     shell.expect(r"really\? \[y/N\]")
     shell.send("n")
     shell.expect("not sent")
+    # "not sent" is printed with the terminal in cooked mode, where the tty itself eats
+    # a Ctrl-D (as EOF) before qmpsh could see it: wait for the prompt, drawn in raw mode.
+    shell.expect(PROMPT)
     assert qemu.proc.poll() is None
 
 
@@ -151,6 +155,33 @@ def test_dumb_terminal_gets_a_plain_line_loop(qemu: Qemu, tmp_path: Path) -> Non
     child.close()
     assert child.exitstatus == 0
     assert qemu.proc.poll() is None
+
+
+def test_dumb_terminal_loop_needs_no_prompt_toolkit_and_asks_for_hmp_quit(
+    qemu: Qemu, tmp_path: Path
+) -> None:
+    """The plain loop under -H -v: `q` (HMP's quit) asks first, each request is echoed,
+    and prompt_toolkit is never imported (``-X importtime`` lists every import)."""
+    env = dict(os.environ, TERM="dumb", QMPSH_HISTFILE=str(tmp_path / "history"))
+    argv = ["-X", "importtime", "-m", "qmpsh", qemu.socket, "-H", "-v"]
+    child = pexpect.spawn(sys.executable, argv, env=env, encoding="utf-8", timeout=TIMEOUT)
+    seen = io.StringIO()
+    child.logfile_read = seen
+    child.expect(PROMPT)
+    child.sendline("q")
+    child.expect(r"quit stops QEMU \(the VM is gone\): really\? \[y/N\]")
+    child.sendline("n")
+    child.expect(PROMPT)
+    child.sendline("info status")
+    child.expect('"command-line":"info status"')  # the -v echo, before the reply
+    child.expect("VM status: running")
+    child.expect(PROMPT)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and qemu.proc.poll() is None
+    assert "| qmpsh.plain" in seen.getvalue()  # importtime really listed our imports
+    assert "prompt_toolkit" not in seen.getvalue()
 
 
 def test_readme_first_command_launches_a_throwaway_qemu(tmp_path: Path) -> None:

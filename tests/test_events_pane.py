@@ -88,7 +88,7 @@ def test_spice_events_reach_the_pane_with_channel_and_unsigned_session(
 
 def test_events_filter_show_and_stats_from_the_prompt(session: Session, qemu: Qemu) -> None:
     assert qemu.spice_port is not None
-    session.settings.fmt = session.renderer.fmt = "pretty"  # what a terminal gets
+    session.settings.fmt = "pretty"  # what a terminal gets
     with running_ui(session, columns=WIDE) as run:
         for channel in spice_session("127.0.0.1", qemu.spice_port):
             channel.close()

@@ -8,7 +8,6 @@ the schema swap, where a FAKE server plays a QEMU of another version.
 
 from __future__ import annotations
 
-import argparse
 import io
 import threading
 from collections.abc import Iterator
@@ -26,11 +25,10 @@ from support import WAIT, wait_until
 
 from qmpsh.address import parse_address
 from qmpsh.client import QmpClient
-from qmpsh.config import Config
 from qmpsh.errors import ConnectError
 from qmpsh.reconnect import delays, reconnect
-from qmpsh.render import Renderer
-from qmpsh.session import Session, Settings
+from qmpsh.session import Output, Session, Settings
+from qmpsh.settings import ShellOptions
 from qmpsh.ui import ShellUI
 
 
@@ -52,7 +50,7 @@ def qemu_at(path: str) -> Qemu:
 def new_session(path: str) -> tuple[Session, io.StringIO]:
     out = io.StringIO()
     client = QmpClient(parse_address(path), timeout=10.0)
-    session = Session(client, Settings(fmt="json"), Renderer("json", out, out, color=False))
+    session = Session(client, Settings(fmt="json"), Output(out, out))
     client.connect(wait=5.0)
     return session, out
 
@@ -89,12 +87,15 @@ def test_reconnect_brings_a_restarted_qemu_back(path: str) -> None:
         session, out = new_session(path)
         session.client.add_event_listener(events.append)
         session.client.add_transcript_listener(lambda d, m: transcript.append((d, m)))
+        announced: list[object] = []
+        session.add_client_listener(announced.append)
         old = session.client
         kill(first, session)
     with qemu_at(path) as second:
         assert session.run_line("reconnect") == 0
         assert "reconnected to" in out.getvalue()
         assert session.client is not old and session.client.connected
+        assert announced == [session.client]  # told, not polled
         assert session.run_line("stop") == 0
         # listeners moved over: the new QEMU's event reaches them, and the session's log
         assert wait_until(lambda: any(e["event"] == "STOP" for e in events))
@@ -192,14 +193,15 @@ class SizedOutput(DummyOutput):
 
 
 @contextmanager
-def running_ui(session: Session, **args: Any) -> Iterator[tuple[ShellUI, PipeInput, io.StringIO]]:
-    values = {"no_pane": False, "no_pager": True, "color": "never", "quiet": True, **args}
+def running_ui(
+    session: Session, reconnect: bool = False
+) -> Iterator[tuple[ShellUI, PipeInput, io.StringIO]]:
+    options = ShellOptions(pager=False, color="never", quiet=True, reconnect=reconnect)
     stdout = io.StringIO()
     with create_pipe_input() as pipe:
         ui = ShellUI(
             session,
-            argparse.Namespace(**values),
-            Config(),
+            options,
             input=pipe,
             output=SizedOutput(),
             stdout=stdout,

@@ -7,7 +7,6 @@ chosen size, so tests can assert on state: buffer text, pane lines, flags.
 
 from __future__ import annotations
 
-import argparse
 import io
 import stat
 import threading
@@ -27,10 +26,9 @@ from support import WAIT, wait_until
 from qmpsh import pager
 from qmpsh.address import parse_address
 from qmpsh.client import QmpClient
-from qmpsh.config import Config
 from qmpsh.history import PrivateHistory
-from qmpsh.render import Renderer
-from qmpsh.session import Session, Settings
+from qmpsh.session import Output, Session, Settings
+from qmpsh.settings import ShellOptions
 from qmpsh.ui import ShellUI
 
 
@@ -44,19 +42,18 @@ class SizedOutput(DummyOutput):
         return self.size
 
 
-def make_args(**overrides: Any) -> argparse.Namespace:
-    values = {"no_pane": False, "no_pager": True, "color": "never", "yes": False, "quiet": True}
+def make_options(**overrides: Any) -> ShellOptions:
+    """What the command line would fold for the shell: no pager, no colour, no banner."""
+    values: dict[str, Any] = {"pager": False, "color": "never", "quiet": True}
     values.update(overrides)
-    return argparse.Namespace(**values)
+    return ShellOptions(**values)
 
 
 def make_session(socket_path: str, **settings: Any) -> Session:
     """The same wiring as cli._connect_and_run, minus the terminal checks."""
     settings.setdefault("fmt", "json")
-    settings.setdefault("interactive", True)
-    renderer = Renderer(settings["fmt"], io.StringIO(), io.StringIO(), color=False)
     client = QmpClient(parse_address(socket_path), timeout=10.0)
-    session = Session(client, Settings(**settings), renderer)
+    session = Session(client, Settings(**settings), Output(io.StringIO(), io.StringIO()))
     client.connect(wait=5.0)
     return session
 
@@ -95,8 +92,7 @@ class Running:
 def running_ui(
     session: Session,
     *,
-    args: argparse.Namespace | None = None,
-    config: Config | None = None,
+    options: ShellOptions | None = None,
     history_path: Path | None = None,
     columns: int = 140,
 ) -> Iterator[Running]:
@@ -105,8 +101,7 @@ def running_ui(
     with create_pipe_input() as pipe:
         ui = ShellUI(
             session,
-            args or make_args(),
-            config or Config(),
+            options or make_options(),
             history=history,
             input=pipe,
             output=SizedOutput(columns),
@@ -329,3 +324,63 @@ def test_pane_rows_wrap_at_spaces_with_an_indent() -> None:
     assert rows[1].startswith("  ") and "127.0.0.1:50375" in rows[-1]  # no address cut
     assert " ".join(row.strip() for row in rows) == line
     assert _wrap("x" * 25, 10)[0] == "x" * 10  # one long word is still cut to fit
+
+
+def test_verbose_echoes_each_request_before_its_reply(qemu: Qemu) -> None:
+    """-v in the shell: the request as sent (secrets masked), then its reply."""
+    session = make_session(qemu.socket, verbose=True)
+    with running_ui(session) as run:
+        run.send("query-status\r")
+        assert wait_until(lambda: '"running"' in run.stdout.getvalue()), run.stdout.getvalue()
+        out = run.stdout.getvalue()
+        assert out.index('{"execute":"query-status"}') < out.index('"running"')
+        run.send("set_password protocol=vnc password=hunter2\r")
+        assert wait_until(lambda: '{"execute":"set_password"' in run.stdout.getvalue())
+        echo = next(
+            line
+            for line in run.stdout.getvalue().splitlines()
+            if line.startswith('{"execute":"set_password"')
+        )
+        assert "<redacted>" in echo and "hunter2" not in echo
+
+
+def test_tab_runs_the_completer_off_the_ui_thread(session: Session) -> None:
+    """A live value may take QEMU seconds: Tab must not freeze the prompt meanwhile."""
+    from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+    from prompt_toolkit.document import Document
+    from prompt_toolkit.filters import to_filter
+
+    threads: list[threading.Thread] = []
+
+    class Spy(Completer):
+        def __init__(self, inner: Completer) -> None:
+            self.inner = inner
+
+        def get_completions(self, document: Document, event: CompleteEvent) -> Iterator[Completion]:
+            threads.append(threading.current_thread())
+            yield from self.inner.get_completions(document, event)
+
+    with running_ui(session) as run:
+        threaded = run.ui.buffer.completer.inner  # type: ignore[union-attr]
+        threaded.completer = Spy(threaded.completer)
+        run.ui.buffer.complete_while_typing = to_filter(False)  # only Tab asks
+        run.send("query-sp")
+        assert wait_until(lambda: run.ui.buffer.text == "query-sp")
+        run.send("\t")
+        assert wait_until(lambda: run.ui.buffer.text == "query-spice")
+        assert threads and run.thread not in threads
+
+
+def test_quit_under_hmp_mode_asks_too(qemu: Qemu) -> None:
+    """-H sends every line to HMP: its `quit` stops QEMU just the same."""
+    session = make_session(qemu.socket, hmp_mode=True)
+    with running_ui(session) as run:
+        run.send("quit\r")
+        assert wait_until(lambda: run.ui.confirming is not None)
+        assert "stops QEMU" in run.ui.confirm_text
+        run.send("n")
+        assert wait_until(lambda: "not sent" in run.stdout.getvalue())
+        run.send("info status\r")  # not a question: it runs
+        assert wait_until(lambda: "running" in run.stdout.getvalue().split("not sent")[-1])
+        assert run.ui.confirming is None
+    assert qemu.proc.poll() is None

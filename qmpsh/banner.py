@@ -1,0 +1,35 @@
+"""What an interactive shell shows about its target: the banner and the prompt.
+
+Shared by the Application (``ui``) and the TERM=dumb loop (``plain``); no terminal
+library is needed for either.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qmpsh.errors import QmpshError
+
+if TYPE_CHECKING:
+    from qmpsh.session import Session
+
+
+def banner(session: Session) -> str:
+    """One line: which QEMU, where, and how to get help and leave."""
+    major, minor, micro = session.client.version
+    return (
+        f"qmpsh: QEMU {major}.{minor}.{micro} at {session.client.address}; "
+        "'help' for help, F2 toggles events, Ctrl-D leaves\n"
+    )
+
+
+def prompt_text(session: Session) -> str:
+    """``(vm-name) `` from query-name, else ``(qemu X.Y.Z) ``."""
+    try:
+        name = session.client.execute("query-name").get("name")
+    except (QmpshError, AttributeError):  # no such query, or not an object
+        name = None
+    if name:
+        return f"({name}) "
+    major, minor, micro = session.client.version
+    return f"(qemu {major}.{minor}.{micro}) "
