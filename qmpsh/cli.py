@@ -28,6 +28,7 @@ from qmpsh.errors import (
 
 if TYPE_CHECKING:
     from qmpsh.address import Address
+    from qmpsh.client import QmpClient
     from qmpsh.config import Config
     from qmpsh.events import EventFilter
     from qmpsh.session import Format, Settings
@@ -36,6 +37,9 @@ EPILOG = """\
 address:
   PATH or unix:PATH        a QMP unix socket (-qmp unix:PATH,server=on,wait=off)
   HOST:PORT, [::1]:PORT    a QMP TCP socket (-qmp tcp:HOST:PORT,server=on,wait=off)
+  qga:ADDRESS, --ga        a qemu-guest-agent socket (guest-sync-delimited handshake,
+                           no greeting, no events); -N also detects one: a socket that
+                           sends no QMP greeting but answers the sync is a guest agent
   default: $QMPSH_SOCKET, then $QMP_SOCKET
 
 modes:
@@ -161,7 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-N",
         "--skip-negotiation",
         action="store_true",
-        help="do not send qmp_capabilities (the server is already negotiated)",
+        help="do not send qmp_capabilities (the server is already negotiated); a socket "
+        "that answers guest-sync-delimited instead of greeting is taken for a guest agent",
+    )
+    p.add_argument(
+        "--ga",
+        action="store_true",
+        help="the address is a qemu-guest-agent socket (same as qga:ADDRESS)",
     )
     p.add_argument(
         "-l",
@@ -183,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-y",
         "--yes",
         action="store_true",
-        help="do not ask before quit, system_reset, system_powerdown, stop",
+        help="do not ask before quit, system_reset, system_powerdown, stop, "
+        "guest-shutdown, guest-suspend-*",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no banner and no warnings")
     p.add_argument(
@@ -362,20 +373,17 @@ def _signals_deferred() -> Iterator[None]:
 
 
 def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool) -> int:
-    from qmpsh.address import parse_address
-    from qmpsh.client import QmpClient
     from qmpsh.events import EventFilter, EventLog
     from qmpsh.render import Renderer
     from qmpsh.session import Session
 
-    address = parse_address(address_text)
-    warning = remote_warning(address, quiet=args.quiet)
+    client = _make_client(args, address_text)
+    warning = remote_warning(client.address, quiet=args.quiet)
     if warning:
         print(warning, file=sys.stderr)
     config = _load_config(args)
     settings = _settings(args, scripted)
     renderer = Renderer(settings.fmt, sys.stdout, sys.stderr, color=settings.color)
-    client = QmpClient(address, timeout=args.timeout)
     events = EventLog(config.events_capacity)
     session = Session(client, settings, renderer, event_log=events, echo=_echo)
     if args.events_filter:
@@ -393,6 +401,29 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
         if args.wait_event:
             status = max(status, _wait_event(args, session))
         return status
+
+
+def _make_client(args: argparse.Namespace, address_text: str) -> QmpClient:
+    """The client for this address: QMP, or qemu-guest-agent's dialect.
+
+    A guest agent is asked for by ``qga:ADDRESS`` or ``--ga``; with ``-N`` (qmp-shell's
+    way to reach qemu-ga) a probe decides: QEMU greets, qemu-ga answers the sync.
+    """
+    from qmpsh.address import parse_address, split_guest_agent
+    from qmpsh.client import QmpClient
+
+    prefixed, text = split_guest_agent(address_text)
+    address = parse_address(text)
+    agent = prefixed or args.ga
+    if not agent and args.skip_negotiation:
+        from qmpsh.guest_agent import answers_as_guest_agent
+
+        agent = answers_as_guest_agent(address, wait=args.wait, timeout=args.timeout)
+    if agent:
+        from qmpsh.guest_agent import GuestAgent
+
+        return GuestAgent(address, timeout=args.timeout)
+    return QmpClient(address, timeout=args.timeout)
 
 
 def _load_config(args: argparse.Namespace) -> Config:

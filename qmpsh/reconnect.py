@@ -72,7 +72,7 @@ def reconnect(
 
 def _connect_like(old: QmpClient) -> QmpClient:
     """A new client for ``old``'s address, timeout and negotiation, with its listeners."""
-    client = QmpClient(old.address, timeout=old.timeout)
+    client = type(old)(old.address, timeout=old.timeout)  # the same dialect (QMP, qemu-ga)
     client.inherit_listeners(old)
     client.connect(negotiate=old.negotiates)
     return client

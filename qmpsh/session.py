@@ -247,7 +247,10 @@ class Session:
 
     def _run_hmp(self, request: HmpLine) -> int:
         from qmpsh import hmp
+        from qmpsh.guest_agent import NO_HMP, is_guest_agent
 
+        if is_guest_agent(self.client):
+            raise InputError(NO_HMP, request.column)
         words = request.text.split()
         schema = self.schema
         commands = frozenset(schema.command_names()) if schema is not None else frozenset()

@@ -157,6 +157,7 @@ def set_format(session: Session, argv: tuple[str, ...]) -> int:
 def wait_event(session: Session, argv: tuple[str, ...]) -> int:
     if not argv:
         raise InputError("usage: wait EVENT [field=value ...] [timeout=SECONDS]")
+    _refuse_on_guest_agent(session)
     timeout = session.settings.timeout
     terms = []
     for word in argv:
@@ -171,6 +172,13 @@ def wait_event(session: Session, argv: tuple[str, ...]) -> int:
     session.wait_mark = found.seq
     session.renderer.reply("wait", {"return": found.event})
     return EXIT_OK
+
+
+def _refuse_on_guest_agent(session: Session) -> None:
+    from qmpsh.guest_agent import NO_EVENTS, is_guest_agent
+
+    if is_guest_agent(session.client):
+        raise InputError(NO_EVENTS)
 
 
 def _wait_while_connected(session: Session, flt: EventFilter, timeout: float) -> LoggedEvent | None:
@@ -207,6 +215,7 @@ def _seconds(text: str) -> float:
     arguments=("show", "filter", "stats", "clear", "on", "off"),
 )
 def events_command(session: Session, argv: tuple[str, ...]) -> int:
+    _refuse_on_guest_agent(session)
     verb = argv[0] if argv else "list"
     if verb == "list":
         for logged in session.events.recent(50, session.event_filter):

@@ -47,6 +47,8 @@ from qmpsh import layout, pager
 from qmpsh.errors import EXIT_CONNECTION, EXIT_OK, InputError, QmpshError
 from qmpsh.event_summary import severity
 from qmpsh.events import EventFilter, LoggedEvent
+from qmpsh.guest_agent import CONFIRM as GUEST_AGENT_CONFIRM
+from qmpsh.guest_agent import is_guest_agent
 from qmpsh.history import PrivateHistory
 from qmpsh.key_bindings import shell_bindings
 from qmpsh.render import Renderer
@@ -63,6 +65,7 @@ CONFIRM = {
     "system_reset": "system_reset resets the guest",
     "system_powerdown": "system_powerdown asks the guest to power off",
     "stop": "stop pauses the guest",
+    **GUEST_AGENT_CONFIRM,
 }
 _ANSI = {"error": "\x1b[1;31m", "warning": "\x1b[33m", "notice": "\x1b[36m"}
 
@@ -490,7 +493,9 @@ def _completer(session: Session, history: Callable[[], Sequence[str]]) -> Comple
 
 
 def _prompt_text(session: Session) -> str:
-    """``(vm-name) `` from query-name, else ``(qemu X.Y.Z) ``."""
+    """``(vm-name) `` from query-name, else ``(qemu X.Y.Z) ``; ``(qga X.Y.Z) `` on qemu-ga."""
+    if is_guest_agent(session.client):
+        return "(qga {}.{}.{}) ".format(*session.client.version)
     try:
         name = session.client.execute("query-name").get("name")
     except (QmpshError, AttributeError):
@@ -530,8 +535,9 @@ def _paint(logged: LoggedEvent, color: bool) -> str:
 
 def banner(session: Session) -> str:
     major, minor, micro = session.client.version
+    peer = "qemu-ga" if is_guest_agent(session.client) else "QEMU"
     return (
-        f"qmpsh: QEMU {major}.{minor}.{micro} at {session.client.address}; "
+        f"qmpsh: {peer} {major}.{minor}.{micro} at {session.client.address}; "
         "'help' for help, F2 toggles events, Ctrl-D leaves\n"
     )
 
