@@ -44,8 +44,11 @@ def reconnect_command(session: Session, argv: tuple[str, ...]) -> int:
     session.cancel.clear()
     attempts = int(argv[0]) if argv else DEFAULT_ATTEMPTS
     client = reconnect(session, attempts=attempts, stop=session.cancel)
+    from qmpsh.guest_agent import is_guest_agent
+
     major, minor, micro = client.version
-    session.renderer.text(f"reconnected to {client.address} (QEMU {major}.{minor}.{micro})")
+    peer = "qemu-ga" if is_guest_agent(client) else "QEMU"
+    session.renderer.text(f"reconnected to {client.address} ({peer} {major}.{minor}.{micro})")
     return EXIT_OK
 
 
