@@ -97,10 +97,9 @@ def main() -> None:
                 took = median(times[name])
                 row = [f"N={n} {name}", str(runs[n]), f"{took * 1000:.1f} ms", f"{took / raw:.2f}x"]
                 rows.append(row)
-    print(
-        f"qemu-ga lock-step guest-ping, median of {runs}; qmp-shell from qemu.qmp {peer_version()}"
-    )
-    print(table(["run", "process start to exit", "vs raw"], rows))
+    peer = f"qmp-shell from qemu.qmp {peer_version()}"
+    print(f"qemu-ga lock-step guest-ping, medians of interleaved runs; {peer}")
+    print(table(["run", "runs", "process start to exit", "vs raw"], rows))
 
 
 if __name__ == "__main__":
