@@ -79,6 +79,19 @@ class TcpAddress(NamedTuple):
 
 
 Address = UnixAddress | TcpAddress
+GUEST_AGENT_PREFIX = "qga:"
+
+
+def split_guest_agent(text: str) -> tuple[bool, str]:
+    """``qga:ADDRESS`` names a qemu-guest-agent socket: ``(True, ADDRESS)``, else ``(False, text)``.
+
+    The dialect is not part of the address (the socket is dialled the same way); it
+    picks the client that speaks to it.
+    """
+    stripped = text.strip()
+    if stripped.startswith(GUEST_AGENT_PREFIX):
+        return True, stripped[len(GUEST_AGENT_PREFIX) :]
+    return False, text
 
 
 def parse_address(text: str) -> Address | LibvirtAddress | SshAddress:

@@ -18,18 +18,27 @@ def banner(session: Session) -> str:
     """One line: which QEMU, where, and how to get help and leave."""
     major, minor, micro = session.client.version
     return (
-        f"qmpsh: QEMU {major}.{minor}.{micro} at {session.client.address}; "
+        f"qmpsh: {peer_name(session)} {major}.{minor}.{micro} at {session.client.address}; "
         "'help' for help, F2 toggles events, Ctrl-D leaves\n"
     )
 
 
 def prompt_text(session: Session) -> str:
     """``(vm-name) `` from query-name, else ``(qemu X.Y.Z) ``."""
+    major, minor, micro = session.client.version
+    if peer_name(session) == "qemu-ga":  # it has no query-name
+        return f"(qga {major}.{minor}.{micro}) "
     try:
         name = session.client.execute("query-name").get("name")
     except (QmpshError, AttributeError):  # no such query, or not an object
         name = None
     if name:
         return f"({name}) "
-    major, minor, micro = session.client.version
     return f"(qemu {major}.{minor}.{micro}) "
+
+
+def peer_name(session: Session) -> str:
+    """What the shell talks to, in words: QEMU's monitor or the guest agent."""
+    from qmpsh.guest_agent import is_guest_agent
+
+    return "qemu-ga" if is_guest_agent(session.client) else "QEMU"

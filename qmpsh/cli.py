@@ -43,6 +43,9 @@ address:
   ssh://[USER@]HOST[:PORT]/PATH
                            a unix socket on another host, forwarded by your ssh
                            (QMPSH_SSH overrides the ssh command, e.g. "ssh -F FILE")
+  qga:ADDRESS, --ga        a qemu-guest-agent socket (guest-sync-delimited handshake,
+                           no greeting, no events); -N also detects one: a socket that
+                           sends no QMP greeting but answers the sync is a guest agent
   default: $QMPSH_SOCKET, then $QMP_SOCKET
 
 modes:
@@ -174,7 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-N",
         "--skip-negotiation",
         action="store_true",
-        help="do not send qmp_capabilities (the server is already negotiated)",
+        help="do not send qmp_capabilities (the server is already negotiated); a socket "
+        "that answers guest-sync-delimited instead of greeting is taken for a guest agent",
+    )
+    p.add_argument(
+        "--ga",
+        action="store_true",
+        help="the address is a qemu-guest-agent socket (same as qga:ADDRESS)",
     )
     p.add_argument(
         "-l",
@@ -196,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-y",
         "--yes",
         action="store_true",
-        help="do not ask before quit, system_reset, system_powerdown, stop",
+        help="do not ask before quit, system_reset, system_powerdown, stop, "
+        "guest-shutdown, guest-suspend-*",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no banner and no warnings")
     p.add_argument(
@@ -450,8 +460,14 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
     from qmpsh.monitor import connect, forward_of, open_monitor
     from qmpsh.session import Session
 
-    # libvirt taints the domain at our first command: `notify` says so, once
-    client = open_monitor(address_text, timeout=args.timeout, notify=None if args.quiet else _warn)
+    client = open_monitor(
+        address_text,
+        timeout=args.timeout,
+        notify=None if args.quiet else _warn,  # libvirt's taint, said once
+        guest_agent=args.ga,
+        sniff=args.skip_negotiation,  # -N: qmp-shell's way to reach qemu-ga too
+        wait=args.wait,
+    )
     warning = remote_warning(client.address, quiet=args.quiet)
     if warning:
         print(warning, file=sys.stderr)

@@ -121,6 +121,10 @@ class PendingReply:
 class QmpClient:
     """A QMP connection that many threads may ``execute`` on at once."""
 
+    # A request alone on the wire goes without an id (see submit).  A subclass whose peer
+    # also sends id-less replies nobody asked for (qemu-ga's resync) turns this off.
+    lone_requests_without_id = True
+
     def __init__(self, address: Address, *, timeout: float = 30.0) -> None:
         self.address = address
         self.timeout = timeout
@@ -308,7 +312,8 @@ class QmpClient:
             self._raise_if_failed()
             if pending.key in self._pending:
                 raise InputError(f"id {id_value!r} is already used by a pending command")
-            alone = not self._pending and "execute" in message  # exec-oob needs an id
+            # exec-oob needs an id
+            alone = self.lone_requests_without_id and not self._pending and "execute" in message
             self._pending[pending.key] = pending
         if auto_id and not alone:
             message = {**message, "id": id_value}

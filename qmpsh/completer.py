@@ -103,9 +103,10 @@ class QmpCompleter(Completer):
         labels = dict.fromkeys(self._syntax().shell_words, "shell")
         if index is not None:
             labels.update(index.labels)
-        elif self._live is not None:  # no schema (qemu-ga, an old QEMU): ask query-commands
-            labels.update(dict.fromkeys(self._live.command_names(), "command"))
-        yield from _offer(ctx.word, sorted(labels), labels.__getitem__)
+        elif self._live is not None:  # no schema (qemu-ga, an old QEMU): ask the server
+            labels.update(self._live.command_labels())
+        names = sorted(labels, key=lambda name: (labels[name] == "disabled", name))
+        yield from _offer(ctx.word, names, labels.__getitem__)
 
     def _keys(self, ctx: Context) -> Iterator[Completion]:
         """Free keys at the dotted level being typed; the whole dotted key is replaced."""

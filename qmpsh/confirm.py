@@ -19,6 +19,11 @@ WARNINGS = {
     "system_reset": "system_reset resets the guest",
     "system_powerdown": "system_powerdown asks the guest to power off",
     "stop": "stop pauses the guest",
+    # the guest agent's: qemu-ga acts inside the guest
+    "guest-shutdown": "guest-shutdown powers the guest off (or halts or reboots it)",
+    "guest-suspend-disk": "guest-suspend-disk hibernates the guest",
+    "guest-suspend-ram": "guest-suspend-ram suspends the guest to RAM",
+    "guest-suspend-hybrid": "guest-suspend-hybrid suspends the guest to RAM and disk",
 }
 HMP_ALIASES = {"q": "quit", "s": "stop"}  # HMP's `quit|q` and `stop|s`
 HMP_COMMAND = "human-monitor-command"

@@ -140,10 +140,26 @@ class LiveValues:
         fetch = self._fixed("device-list-properties", {"typename": typename}, _pairs)
         return self._cached(f"props:{typename}", fetch, volatile=False)
 
-    def command_names(self) -> list[str]:
-        """QMP command names from ``query-commands``, for a server without a schema."""
-        fetch = self._fixed("query-commands", None, _field("name"))
-        return self._cached("commands", fetch, volatile=False)
+    def command_labels(self) -> dict[str, str]:
+        """Command names for a server without a schema, each labelled "command" or "disabled".
+
+        ``query-commands`` on QEMU; where that is missing, ``guest-info`` on qemu-ga,
+        whose ``supported_commands`` also lists the RPCs blocked with ``-b`` as
+        ``"enabled": false``: they are kept, labelled "disabled".
+        """
+        return dict(self._cached("commands", self._fetch_command_labels, volatile=False))
+
+    def _fetch_command_labels(self) -> list[tuple[str, str]]:
+        try:
+            return [(name, "command") for name in _field("name")(self._call("query-commands"))]
+        except Exception:
+            info = self._call("guest-info")
+        listed = info.get("supported_commands") if isinstance(info, dict) else None
+        return [
+            (entry["name"], "command" if entry.get("enabled") is not False else "disabled")
+            for entry in (listed if isinstance(listed, list) else [])
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+        ]
 
     def _fixed(
         self, name: str, args: dict[str, Any] | None, pick: Callable[[Any], list[T]]

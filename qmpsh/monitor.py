@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
+from qmpsh.errors import InputError
+
 if TYPE_CHECKING:
     from qmpsh.errors import QmpshError
     from qmpsh.ssh_tunnel import SshForward
@@ -127,22 +129,50 @@ class Monitor(Protocol):
 
 
 def open_monitor(
-    text: str, *, timeout: float, notify: Callable[[str], None] | None = None
+    text: str,
+    *,
+    timeout: float,
+    notify: Callable[[str], None] | None = None,
+    guest_agent: bool = False,
+    sniff: bool = False,
+    wait: float = 0.0,
 ) -> Monitor:
     """The monitor (not yet connected) for an address as the user typed it.
 
     Not connected, so that listeners (the event log, ``--events``, the transcript)
     are in place before the first event can arrive.  ``notify`` hears what the user
     should know once, when connecting (libvirt's taint); a reconnect passes none.
+    ``qga:ADDRESS`` or ``guest_agent`` speak qemu-guest-agent's dialect on a socket;
+    ``sniff`` (``-N``) lets a probe decide: QEMU greets, qemu-ga answers a sync.
     """
-    from qmpsh.address import parse_address
+    from qmpsh.address import parse_address, split_guest_agent
+    from qmpsh.client import QmpClient
 
-    return monitor_at(parse_address(text), timeout=timeout, notify=notify)
+    prefixed, text = split_guest_agent(text)
+    monitor = monitor_at(parse_address(text), timeout=timeout, notify=notify)
+    agent = prefixed or guest_agent
+    if not isinstance(monitor, QmpClient):
+        if agent:
+            raise InputError(f"{text}: a guest agent is reached on a socket, not through libvirt")
+        return monitor
+    if not agent and sniff and forward_of(monitor) is None:
+        from qmpsh.guest_agent import answers_as_guest_agent
+
+        agent = answers_as_guest_agent(monitor.address, wait=wait, timeout=timeout)
+    if agent:
+        from qmpsh.guest_agent import GuestAgent
+
+        return GuestAgent(monitor.address, timeout=timeout)
+    return monitor
 
 
 def reopen(old: Monitor) -> Monitor:
     """A new monitor for ``old``'s target, with its timeout and listeners, not yet connected."""
-    monitor = monitor_at(old.address, timeout=old.timeout)
+    agents = sys.modules.get("qmpsh.guest_agent")
+    if agents is not None and isinstance(old, agents.GuestAgent):
+        monitor: Monitor = agents.GuestAgent(old.address, timeout=old.timeout)
+    else:
+        monitor = monitor_at(old.address, timeout=old.timeout)
     monitor.inherit_listeners(old)
     return monitor
 

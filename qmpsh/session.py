@@ -340,7 +340,10 @@ class Session:
 
     def _run_hmp(self, request: HmpLine, out: Renderer, on_submit: OnSubmit | None) -> int:
         from qmpsh import hmp
+        from qmpsh.guest_agent import NO_HMP, is_guest_agent
 
+        if is_guest_agent(self.client):
+            raise InputError(NO_HMP, request.column)
         words = request.text.split()
         if words[:1] == ["info"] and not request.passthrough:
             schema = self.schema

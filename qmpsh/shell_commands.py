@@ -42,8 +42,11 @@ def reconnect_command(session: Session, argv: tuple[str, ...], out: Renderer) ->
     session.cancel.clear()
     attempts = int(argv[0]) if argv else DEFAULT_ATTEMPTS
     client = reconnect(session, attempts=attempts, stop=session.cancel)
+    from qmpsh.guest_agent import is_guest_agent
+
     major, minor, micro = client.version
-    out.text(f"reconnected to {client.address} (QEMU {major}.{minor}.{micro})")
+    peer = "qemu-ga" if is_guest_agent(client) else "QEMU"
+    out.text(f"reconnected to {client.address} ({peer} {major}.{minor}.{micro})")
     return EXIT_OK
 
 
@@ -146,6 +149,7 @@ def set_format(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
 def wait_event(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
     if not argv:
         raise InputError("usage: wait EVENT [field=value ...] [timeout=SECONDS]")
+    _refuse_without_events(session)
     timeout = session.settings.timeout
     terms = []
     for word in argv:
@@ -178,6 +182,14 @@ def _filter_term(word: str) -> str:
     raise InputError(f"a value cannot hold both kinds of quote: {word!r}")
 
 
+def _refuse_without_events(session: Session) -> None:
+    """`wait` and `events` on a monitor that sends none (the guest agent) say so at once."""
+    if not session.client.capabilities.events:
+        from qmpsh.guest_agent import NO_EVENTS
+
+        raise InputError(NO_EVENTS)
+
+
 def _wait_while_connected(session: Session, flt: EventFilter, timeout: float) -> LoggedEvent | None:
     """Wait in short slices: once the connection is lost no event can come, so say so now.
 
@@ -196,6 +208,7 @@ def _wait_while_connected(session: Session, flt: EventFilter, timeout: float) ->
 
 
 def events_command(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
+    _refuse_without_events(session)
     verb = argv[0] if argv else "list"
     if verb == "list":
         for logged in session.events.recent(50, session.event_filter):
