@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from qmpsh.confirm import confirmation
-from qmpsh.syntax import parse
+from qmpsh.syntax import syntax_for
 
 QUIT = "quit stops QEMU (the VM is gone)"
 RESET = "system_reset resets the guest"
@@ -46,6 +46,6 @@ RESET = "system_reset resets the guest"
 def test_requests_that_stop_or_reset_qemu_ask(
     line: str, hmp_mode: bool, expected: str | None
 ) -> None:
-    request = parse(line, hmp_mode=hmp_mode, shell_commands={"help"})
+    request = syntax_for(hmp_mode, frozenset({"help"})).parse(line)
     assert request is not None
     assert confirmation(request) == expected

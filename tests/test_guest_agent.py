@@ -31,7 +31,7 @@ from qmpsh.address import UnixAddress
 from qmpsh.completer import QmpCompleter
 from qmpsh.guest_agent import GuestAgent
 from qmpsh.live_values import LiveValues
-from qmpsh.reconnect import _connect_like
+from qmpsh.monitor import connect, reopen
 
 GA_PROMPT = r"\(qga \d+\.\d+\.\d+\) "
 BLOCKED_READ = "guest-get-users"  # a read, but not on the lab's allow-list: blocked
@@ -199,7 +199,7 @@ def test_shell_asks_before_guest_shutdown_and_no_sends_nothing(ga: QemuGa, tmp_p
 def test_completion_offers_enabled_commands_first_and_marks_disabled(ga: QemuGa) -> None:
     with GuestAgent(UnixAddress(ga.socket_path), timeout=10) as agent:
         agent.connect()
-        completer = QmpCompleter(lambda: None, LiveValues.for_client(agent))
+        completer = QmpCompleter(lambda: None, LiveValues.for_client(lambda: agent))
         found = list(completer.get_completions(Document("guest-"), CompleteEvent()))
     metas = [(c.text, c.display_meta_text) for c in found]
     labels = [meta for _, meta in metas]
@@ -213,7 +213,8 @@ def test_reconnect_keeps_the_guest_agent_dialect(ga: QemuGa) -> None:
     old = GuestAgent(UnixAddress(ga.socket_path), timeout=10)
     old.connect()
     old.close()
-    new = _connect_like(old)
+    new = reopen(old)
+    connect(new)
     try:
         assert isinstance(new, GuestAgent)
         assert new.execute("guest-ping") == {}
