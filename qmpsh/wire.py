@@ -1,0 +1,47 @@
+"""What a QMP message off the wire may be: the bounds every consumer can rely on.
+
+QEMU, a guest and whatever else serves the socket are untrusted, and JSON lets a
+peer nest values as deep as it likes.  The client refuses a message nested deeper
+than ``MAX_DEPTH`` (a ProtocolError: the peer is not QMP), so renderers, summaries
+and filters may walk a reply or an event recursively without a RecursionError.
+Everything else in a message (any JSON value in any member, a lone surrogate, an
+infinite number written as ``1e400``) is passed on as received.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Containers along the deepest path of one whole message: ``{}`` is 1, ``{"return": []}``
+# is 2.  QEMU's deepest replies (a long backing chain in query-block) stay far below;
+# Python's json refuses about 1,000 levels, and a renderer may use a few frames per level.
+MAX_DEPTH = 256
+
+
+def may_nest_too_deep(line: bytes | bytearray) -> bool:
+    """False when ``line`` cannot hold more than ``MAX_DEPTH`` nested containers.
+
+    Every container opens with ``[`` or ``{``, so counting them (in C, at memory speed)
+    clears nearly every message without looking at its parsed value.
+    """
+    return line.count(b"[") + line.count(b"{") > MAX_DEPTH
+
+
+def nests_deeper_than(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when ``value`` nests dicts and lists more than ``limit`` levels deep.
+
+    Level by level rather than recursively, so a value too deep to recurse over is
+    measured safely; it stops at the first level beyond ``limit``.
+    """
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for container in level:
+            items = container.values() if isinstance(container, dict) else container
+            below += [item for item in items if isinstance(item, (dict, list))]
+        level = below
+    return False
