@@ -271,7 +271,7 @@ class QmpClient:
         if isinstance(e, TimeoutError):
             reason = f"timed out after {self.greeting_timeout:g} s ({BUSY_HINT})"
         elif e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):  # a unix socket's queue is full
-            reason = f"it has connections waiting already ({BUSY_HINT})"
+            reason = f"its queue of waiting connections is full ({BUSY_HINT})"
         return ConnectError(f"cannot connect to {self.address}: {reason}")
 
     def _await_greeting(self, wait: float) -> None:
