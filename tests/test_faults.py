@@ -465,7 +465,7 @@ def test_qemu_killed_mid_reply(tmp_path: Path) -> None:
     fill = tmp_path / "fill.sock"
     ring = ("-chardev", "ringbuf,id=rb,size=4194304")
     with Qemu([*ring, "-qmp", f"unix:{fill},server=on,wait=off"]) as qemu:
-        with RawMonitor(str(fill)) as monitor:
+        with RawMonitor(str(fill), timeout=DEADLINE) as monitor:  # 2 MiB of JSON: slow when busy
             monitor.execute("ringbuf-write", device="rb", data="x" * BIG_REPLY)
         proc, log = scripted(tmp_path, qemu)
         wait_for(lambda: transcript_has(log, "in", "return"), "negotiation")
