@@ -21,19 +21,21 @@ MAX_DEPTH = 256
 def may_nest_too_deep(line: bytes | bytearray) -> bool:
     """False when ``line`` cannot hold more than ``MAX_DEPTH`` nested containers.
 
-    Every container opens with ``[`` or ``{``, so counting them (in C, at memory speed)
-    clears nearly every message without looking at its parsed value.
+    Every container opens with ``[`` or ``{`` and closes with ``]`` or ``}``: a line too
+    short to hold that many is cleared at once, a longer one by counting (in C, at memory
+    speed), which clears nearly every message without looking at its parsed value.
     """
-    return line.count(b"[") + line.count(b"{") > MAX_DEPTH
+    return len(line) > 2 * MAX_DEPTH and line.count(b"[") + line.count(b"{") > MAX_DEPTH
 
 
 def nests_deeper_than(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """True when ``value`` nests dicts and lists more than ``limit`` levels deep.
+    """True when ``value`` (as ``json.loads`` makes it) nests more than ``limit`` deep.
 
     Level by level rather than recursively, so a value too deep to recurse over is
-    measured safely; it stops at the first level beyond ``limit``.
+    measured safely, stopping at the first level beyond ``limit``.  A container holding
+    only scalars, the commonest kind, is passed over by a type scan in C.
     """
-    level = [value] if isinstance(value, (dict, list)) else []
+    level = [value] if type(value) in _CONTAINERS else []
     depth = 0
     while level:
         depth += 1
@@ -41,7 +43,11 @@ def nests_deeper_than(value: Any, limit: int = MAX_DEPTH) -> bool:
             return True
         below: list[Any] = []
         for container in level:
-            items = container.values() if isinstance(container, dict) else container
-            below += [item for item in items if isinstance(item, (dict, list))]
+            items = container.values() if type(container) is dict else container
+            if not _CONTAINERS.isdisjoint(map(type, items)):
+                below += [item for item in items if type(item) in _CONTAINERS]
         level = below
     return False
+
+
+_CONTAINERS = frozenset((dict, list))
