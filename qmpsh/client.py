@@ -270,7 +270,8 @@ class QmpClient:
         reason = e.strerror or str(e) or type(e).__name__
         if isinstance(e, TimeoutError):
             reason = f"timed out after {self.greeting_timeout:g} s ({BUSY_HINT})"
-        elif e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):  # a unix socket's queue is full
+        elif isinstance(self.address, UnixAddress) and e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+            # only a unix socket says so when its listen queue is full (TCP drops the SYN)
             reason = f"its queue of waiting connections is full ({BUSY_HINT})"
         return ConnectError(f"cannot connect to {self.address}: {reason}")
 

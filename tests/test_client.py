@@ -710,3 +710,20 @@ def test_depth_is_measured_without_recursion() -> None:
     assert not nests_deeper_than({"a": [1, {"b": "[[[["}]}, limit=3)
     assert nests_deeper_than({"a": [1, {"b": []}]}, limit=3)
     assert not nests_deeper_than("[[[[", limit=0)
+
+
+def test_busy_tcp_monitor_gives_the_hint(qemu_factory: Callable[..., Qemu]) -> None:
+    """A real QEMU on TCP, its monitor held by another client: the greeting's own timeout
+    ends the wait (however long replies may take), with the hint."""
+    port = free_port()
+    qemu_factory("-qmp", f"tcp:127.0.0.1:{port},server=on,wait=off")
+    holder = QmpClient(TcpAddress("127.0.0.1", port), timeout=10)
+    holder.connect(wait=5)
+    try:
+        c = QmpClient(TcpAddress("127.0.0.1", port), timeout=60, greeting_timeout=0.5)
+        with pytest.raises(ConnectError, match=r"0\.5 s") as info:
+            c.connect()
+        assert BUSY_HINT in str(info.value)
+        assert holder.execute("query-status")["status"] == "running"  # the holder is served
+    finally:
+        holder.close()
