@@ -491,16 +491,14 @@ class QmpClient:
         if not line or line.isspace() or self._failure is not None:
             return
         try:
-            message = json.loads(line)
+            message = wire.loads(line)
+        except wire.TooDeep as e:  # hostile even before the greeting: not a banner
+            raise self._garbage(line, e) from None
         except ValueError as e:  # includes invalid UTF-8
             if self._greeted.is_set():
                 raise self._garbage(line, e) from None
             self._stray_line(line)
             return
-        except RecursionError:  # far deeper than MAX_DEPTH
-            raise self._too_deep(line) from None
-        if wire.may_nest_too_deep(line) and wire.nests_deeper_than(message):
-            raise self._too_deep(line)
         if not isinstance(message, dict):
             if self._greeted.is_set():
                 raise self._garbage(line, "not a JSON object")
@@ -517,10 +515,6 @@ class QmpClient:
     def _garbage(self, line: bytes | bytearray, why: object) -> ProtocolError:
         shown = line[:60].decode("utf-8", "replace")
         return ProtocolError(f"{self.address} sent invalid QMP ({why}): {shown!r}; disconnected")
-
-    def _too_deep(self, line: bytes | bytearray) -> ProtocolError:
-        why = f"nested more than {wire.MAX_DEPTH} levels deep"
-        return self._garbage(line, why)
 
     def _unreadable(self, e: Exception) -> ProtocolError:
         why = f"a message qmpsh cannot read: {_brief_error(e)}"

@@ -10,6 +10,7 @@ infinite number written as ``1e400``) is passed on as received.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 # Containers along the deepest path of one whole message: ``{}`` is 1, ``{"return": []}``
@@ -18,14 +19,36 @@ from typing import Any
 MAX_DEPTH = 256
 
 
-def may_nest_too_deep(line: bytes | bytearray) -> bool:
+class TooDeep(ValueError):
+    """A message nested deeper than ``MAX_DEPTH``: not QMP, whatever else it holds."""
+
+
+def loads(text: str | bytes | bytearray) -> Any:
+    """``json.loads`` for a message off the wire: TooDeep beyond ``MAX_DEPTH``.
+
+    Any other ValueError (not JSON, not UTF-8) comes through as ``json`` raised it.
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:  # far deeper than MAX_DEPTH
+        raise TooDeep(f"nested more than {MAX_DEPTH} levels deep") from None
+    if may_nest_too_deep(text) and nests_deeper_than(value):
+        raise TooDeep(f"nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def may_nest_too_deep(text: str | bytes | bytearray) -> bool:
     """False when ``line`` cannot hold more than ``MAX_DEPTH`` nested containers.
 
     Every container opens with ``[`` or ``{`` and closes with ``]`` or ``}``: a line too
     short to hold that many is cleared at once, a longer one by counting (in C, at memory
     speed), which clears nearly every message without looking at its parsed value.
     """
-    return len(line) > 2 * MAX_DEPTH and line.count(b"[") + line.count(b"{") > MAX_DEPTH
+    if len(text) <= 2 * MAX_DEPTH:
+        return False
+    if isinstance(text, str):
+        return text.count("[") + text.count("{") > MAX_DEPTH
+    return text.count(b"[") + text.count(b"{") > MAX_DEPTH
 
 
 def nests_deeper_than(value: Any, limit: int = MAX_DEPTH) -> bool:

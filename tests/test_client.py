@@ -27,7 +27,8 @@ from qmpsh.errors import (
     ProtocolError,
     QmpshError,
 )
-from qmpsh.wire import MAX_DEPTH, nests_deeper_than
+from qmpsh.wire import MAX_DEPTH, TooDeep, nests_deeper_than
+from qmpsh.wire import loads as wire_loads
 
 
 @pytest.fixture(scope="module")
@@ -710,6 +711,23 @@ def test_depth_is_measured_without_recursion() -> None:
     assert not nests_deeper_than({"a": [1, {"b": "[[[["}]}, limit=3)
     assert nests_deeper_than({"a": [1, {"b": []}]}, limit=3)
     assert not nests_deeper_than("[[[[", limit=0)
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["bytes", "str"])
+def test_wire_loads_refuses_too_deep_and_keeps_the_rest(as_text: bool) -> None:
+    """One decision for every transport that decodes QMP itself (the socket, libvirt)."""
+
+    def text(data: bytes) -> bytes | str:
+        return data.decode() if as_text else data
+
+    for levels in (MAX_DEPTH + 1, 100_000):
+        with pytest.raises(TooDeep, match=f"nested more than {MAX_DEPTH} levels deep"):
+            wire_loads(text(nested(levels)))
+    assert wire_loads(text(nested(MAX_DEPTH))) == json.loads(nested(MAX_DEPTH))
+    assert wire_loads(text(b'"' + b"[" * 1000 + b'"')) == "[" * 1000  # brackets in a string
+    assert math.isinf(wire_loads(text(b"1e400")))
+    with pytest.raises(ValueError):
+        wire_loads(text(b"{"))
 
 
 def test_busy_tcp_monitor_gives_the_hint(qemu_factory: Callable[..., Qemu]) -> None:
