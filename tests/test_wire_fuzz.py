@@ -95,25 +95,6 @@ def nested(levels: int, kind: str) -> Fragment:
     return Fragment('{"k": ' * (levels - 1) + "{}" + "}" * (levels - 1), levels)
 
 
-DEEP = st.builds(
-    nested,
-    st.one_of(
-        st.integers(1, 3 * MAX_DEPTH),
-        st.integers(MAX_DEPTH - 2, MAX_DEPTH + 1),  # at the very edge of the bound
-        st.just(100_000),  # far past what Python's json can recurse into
-    ),
-    st.sampled_from(["list", "dict"]),
-)
-# Beyond the client's 1 MiB reads, so one string arrives in pieces; MAX_LINE is 64 MiB.
-HUGE = st.sampled_from([10_000, 100_000, 1_500_000]).map(lambda n: Fragment(f'"{"x" * n}"', 0))
-FRAGMENTS = st.one_of(
-    st.builds(written, VALUES, st.booleans()),
-    st.sampled_from(NUMBERS).map(lambda text: Fragment(text, 0)),
-    DEEP,
-    HUGE,
-)
-
-
 def an_object(members: dict[str, Fragment]) -> Fragment:
     body = ", ".join(f"{json.dumps(key)}: {f.text}" for key, f in members.items())
     return Fragment("{" + body + "}", 1 + max((f.depth for f in members.values()), default=0))
