@@ -27,15 +27,20 @@ and takes over again within ``LEAD_GRACE`` of the last one, so the socket never 
 undrained for longer than that and no event is lost.
 Failures: after EOF, a socket error or garbage from the peer, every pending and
 later call raises the recorded failure (``DisconnectedError`` or ``ProtocolError``),
-and disconnect listeners are told once.  Replies are returned as received, except
-that ids this client added (``"qmpsh-N"``) are removed; ids the user gave are kept.
+and disconnect listeners are told once.  Whatever goes wrong while a message is read
+(a message nested deeper than ``wire.MAX_DEPTH``, anything the decoder throws) is such
+a ProtocolError, on whichever thread was reading: the connection never half-dies.
+Replies are returned as received (any JSON value in any member), except that ids
+this client added (``"qmpsh-N"``) are removed; ids the user gave are kept.
 """
 
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import math
+import reprlib
 import select
 import socket
 import threading
@@ -47,6 +52,7 @@ from itertools import count
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from qmpsh import wire
 from qmpsh.address import Address, UnixAddress
 from qmpsh.errors import (
     CommandError,
@@ -64,6 +70,12 @@ MAX_STRAY_LINES = 100  # non-greeting lines tolerated before the greeting
 RECV_SIZE = 1 << 20
 RETRY_INTERVAL = 0.05
 MAX_NOTES = 200
+# QEMU greets at once unless another client holds the monitor: then the greeting only
+# comes when that client leaves, so waiting for it as long as for a reply says nothing.
+GREETING_TIMEOUT = 5.0
+BUSY_HINT = "QEMU serves one client per monitor: is another connected?"
+MAX_VERSION_NUMBER = 99_999  # beyond this a greeting's version field is shown as 0
+MAX_PACKAGE = 200
 # After a caller read for itself, the reader thread waits this long before it reads again:
 # in a script the next command's caller comes sooner, and the reader is not woken per reply.
 LEAD_GRACE = 0.005
@@ -125,9 +137,17 @@ class QmpClient:
     # also sends id-less replies nobody asked for (qemu-ga's resync) turns this off.
     lone_requests_without_id = True
 
-    def __init__(self, address: Address, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        address: Address,
+        *,
+        timeout: float = 30.0,
+        greeting_timeout: float = GREETING_TIMEOUT,
+    ) -> None:
         self.address = address
         self.timeout = timeout
+        # Never longer than a reply may take: ``--timeout 1`` gives up on the greeting in 1 s.
+        self.greeting_timeout = min(timeout, greeting_timeout)
         self.greeting: dict[str, Any] = {}
         self.version: tuple[int, int, int] = (0, 0, 0)
         self.package = ""
@@ -207,10 +227,13 @@ class QmpClient:
         if self._sock is not None or self._failure is not None:
             raise ConnectError(f"this client was already connected to {self.address}")
         self.negotiates = negotiate
-        self._sock = self._open_socket(wait)
+        deadline = time.monotonic() + wait
+        self._sock = self._open_socket(deadline)
         self._reader = threading.Thread(target=self._read_loop, name="qmp-reader", daemon=True)
         self._reader.start()
-        self._await_greeting()
+        # A QEMU still starting may take the connection before it can greet: ``wait``
+        # (what the user allowed for start-up) covers the greeting too.
+        self._await_greeting(max(self.greeting_timeout, deadline - time.monotonic()))
         if negotiate:
             self._negotiate()
         with self._lock:
@@ -218,12 +241,13 @@ class QmpClient:
         if failure is not None:  # lost right after the handshake
             raise _fresh(failure)
 
-    def _open_socket(self, wait: float) -> socket.socket:
-        deadline = time.monotonic() + wait
+    def _open_socket(self, deadline: float) -> socket.socket:
         while True:
             try:
                 return self._dial()
-            except (FileNotFoundError, ConnectionRefusedError) as e:
+            except (FileNotFoundError, ConnectionRefusedError, BlockingIOError) as e:
+                # missing, not listening yet, or its listen queue full (a client is served
+                # and more wait): any of them may change while the user lets us wait
                 if time.monotonic() >= deadline:
                     raise self._connect_error(e) from None
             except OSError as e:
@@ -240,7 +264,9 @@ class QmpClient:
                 sock.close()
                 raise
         else:
-            sock = socket.create_connection((self.address.host, self.address.port), self.timeout)
+            # Loopback answers at once unless the listen queue is full: the greeting's bound
+            where = (self.address.host, self.address.port)
+            sock = socket.create_connection(where, self.greeting_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(None)  # the reader blocks in recv; close() wakes it by shutdown
         return sock
@@ -248,11 +274,14 @@ class QmpClient:
     def _connect_error(self, e: OSError) -> ConnectError:
         reason = e.strerror or str(e) or type(e).__name__
         if isinstance(e, TimeoutError):
-            reason = f"timed out after {self.timeout:g} s"
+            reason = f"timed out after {self.greeting_timeout:g} s ({BUSY_HINT})"
+        elif isinstance(self.address, UnixAddress) and e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+            # only a unix socket says so when its listen queue is full (TCP drops the SYN)
+            reason = f"its queue of waiting connections is full ({BUSY_HINT})"
         return ConnectError(f"cannot connect to {self.address}: {reason}")
 
-    def _await_greeting(self) -> None:
-        self._settled.wait(self.timeout)
+    def _await_greeting(self, wait: float) -> None:
+        self._settled.wait(wait)
         if self._greeted.is_set():
             return
         failure = self._failure
@@ -261,14 +290,14 @@ class QmpClient:
             raise failure
         if failure is not None:
             raise ConnectError(f"cannot connect to {self.address}: closed before the QMP greeting")
-        raise self._no_greeting_error()
+        raise self._no_greeting_error(wait)
 
-    def _no_greeting_error(self) -> QmpshError:
-        where = f"no QMP greeting from {self.address} within {self.timeout:g} s"
+    def _no_greeting_error(self, wait: float) -> QmpshError:
+        where = f"no QMP greeting from {self.address} within {wait:.3g} s"
         if self._stray:
             seen = self._stray[0][:60].decode("utf-8", "replace")
             return ProtocolError(f"{where}; it sent {seen!r} (is it an HMP monitor or not QMP?)")
-        return ConnectError(f"{where} (QEMU serves one client per monitor: is another connected?)")
+        return ConnectError(f"{where} ({BUSY_HINT})")
 
     def _negotiate(self) -> None:
         arguments = {"enable": ["oob"]} if "oob" in self._capabilities() else None
@@ -344,7 +373,7 @@ class QmpClient:
             message["arguments"] = arguments
         reply = self.execute_message(message, timeout=timeout)
         if "error" in reply:
-            raise _command_error(reply)
+            raise CommandError.from_reply(reply)
         return reply.get("return")
 
     def _send(self, message: dict[str, Any]) -> None:
@@ -368,15 +397,18 @@ class QmpClient:
     # -- reading (the reader thread, or a caller waiting for its reply) -------------
 
     def _read_loop(self) -> None:
-        poller = self._poller()
-        while poller is not None and self._failure is None:
-            self._yield_to_callers()
-            if not self._poll(poller, None) or not self._read_lock.acquire(blocking=False):
-                continue  # nothing yet, or a caller is reading: it handles what came
-            try:
-                self._read_available()
-            finally:
-                self._read_lock.release()
+        try:
+            poller = self._poller()
+            while poller is not None and self._failure is None:
+                self._yield_to_callers()
+                if not self._poll(poller, None) or not self._read_lock.acquire(blocking=False):
+                    continue  # nothing yet, or a caller is reading: it handles what came
+                try:
+                    self._read_available()
+                finally:
+                    self._read_lock.release()
+        except Exception as e:  # a bug of ours: end the connection, never leave it half dead
+            self._fail(ProtocolError(f"reading from {self.address} failed ({_brief_error(e)})"))
 
     def _read_for(self, pending: PendingReply, deadline: float | None) -> None:
         """Read on this thread until ``pending`` is answered, if nobody else is reading.
@@ -417,8 +449,12 @@ class QmpClient:
             return None
         poller: select.poll | None = getattr(self._pollers, "poll", None)
         if poller is None:
-            poller = self._pollers.poll = select.poll()
-            poller.register(sock, select.POLLIN)
+            poller = select.poll()
+            try:
+                poller.register(sock, select.POLLIN)
+            except (OSError, ValueError):  # closed since fileno() was read
+                return None
+            self._pollers.poll = poller
         return poller
 
     def _poll(self, poller: select.poll, timeout: float | None) -> bool:
@@ -452,6 +488,8 @@ class QmpClient:
             self._fail(e)
         except OSError as e:
             self._fail(self._lost(e.strerror or str(e)))
+        except Exception as e:  # whatever a hostile message makes the decoder throw
+            self._fail(self._unreadable(e))
 
     def _handle_backlog(self) -> None:
         # Lines wait in a queue, not a local list: if a caller reading for itself is
@@ -465,7 +503,9 @@ class QmpClient:
         if not line or line.isspace() or self._failure is not None:
             return
         try:
-            message = json.loads(line)
+            message = wire.loads(line)
+        except wire.TooDeep as e:  # hostile even before the greeting: not a banner
+            raise self._garbage(line, e) from None
         except ValueError as e:  # includes invalid UTF-8
             if self._greeted.is_set():
                 raise self._garbage(line, e) from None
@@ -488,6 +528,10 @@ class QmpClient:
         shown = line[:60].decode("utf-8", "replace")
         return ProtocolError(f"{self.address} sent invalid QMP ({why}): {shown!r}; disconnected")
 
+    def _unreadable(self, e: Exception) -> ProtocolError:
+        why = f"a message qmpsh cannot read: {_brief_error(e)}"
+        return ProtocolError(f"{self.address} sent {why}; disconnected")
+
     def _dispatch(self, message: dict[str, Any]) -> None:
         if "event" in message:
             self._deliver_event(message)
@@ -498,7 +542,7 @@ class QmpClient:
             self._route_reply(message)
         else:
             self._tell_transcript("in", message)
-            self.notes.append(f"ignored a message that is not QMP: {message!r:.100}")
+            self.notes.append(f"ignored a message that is not QMP: {_brief(message)}")
 
     def _deliver_event(self, event: dict[str, Any]) -> None:
         self._tell_transcript("event", event)
@@ -509,13 +553,18 @@ class QmpClient:
                 self.notes.append(f"event listener failed: {type(e).__name__}: {e}")
 
     def _accept_greeting(self, greeting: dict[str, Any]) -> None:
+        """Take what a greeting says; odd version values read as 0, an odd package as ""."""
         self._tell_transcript("in", greeting)
-        try:
-            qemu = greeting["QMP"]["version"]["qemu"]
-            self.version = (int(qemu["major"]), int(qemu["minor"]), int(qemu["micro"]))
-            self.package = str(greeting["QMP"]["version"].get("package", ""))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise ProtocolError(f"{self.address} sent a malformed QMP greeting") from None
+        qmp = greeting["QMP"]
+        version = qmp.get("version") if isinstance(qmp, dict) else None
+        if not isinstance(version, dict):
+            raise ProtocolError(f"{self.address} sent a malformed QMP greeting")
+        qemu = version.get("qemu")
+        numbers = qemu if isinstance(qemu, dict) else {}
+        major, minor, micro = (_version_number(numbers.get(k)) for k in ("major", "minor", "micro"))
+        self.version = (major, minor, micro)
+        package = version.get("package")
+        self.package = package[:MAX_PACKAGE] if isinstance(package, str) else ""
         self.greeting = greeting
         self._greeted.set()
         self._settled.set()
@@ -527,7 +576,7 @@ class QmpClient:
             else:  # QEMU answers input it could not parse without an id
                 pending = self._pop_oldest()
         if pending is None:
-            self.notes.append(f"dropped a reply nobody asked for: {reply!r:.100}")
+            self.notes.append(f"dropped a reply nobody asked for: {_brief(reply)}")
         elif pending.abandoned:
             self.notes.append(f"dropped the late reply to abandoned {pending.name}")
         else:
@@ -635,8 +684,19 @@ def _command_name(message: dict[str, Any]) -> str:
     return name if isinstance(name, str) else "the request"
 
 
-def _command_error(reply: dict[str, Any]) -> CommandError:
-    error = reply.get("error")
-    if not isinstance(error, dict):
-        return CommandError("GenericError", f"malformed error reply: {error!r}", reply)
-    return CommandError(str(error.get("class", "GenericError")), str(error.get("desc", "")), reply)
+def _version_number(value: Any) -> int:
+    """A greeting's version field: a sane integer as it is, anything else (1e400, "7") 0."""
+    return value if type(value) is int and 0 <= value <= MAX_VERSION_NUMBER else 0
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = 100
+
+
+def _brief(message: Any) -> str:
+    """A short repr for a note: bounded work and length whatever the peer sent."""
+    return _BRIEF.repr(message)
+
+
+def _brief_error(e: BaseException) -> str:
+    return f"{type(e).__name__}: {_BRIEF.repr(str(e))[1:-1]}"

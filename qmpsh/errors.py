@@ -6,6 +6,8 @@ mapping lives next to the failure rather than in a table somewhere else.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 EXIT_OK = 0
@@ -13,6 +15,12 @@ EXIT_COMMAND_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CONNECTION = 3
 EXIT_TIMEOUT = 4
+
+# What a peer says in an error is shown on one line, cut to this many characters.
+MAX_SHOWN = 1000
+# C0 and C1 controls (line breaks among them), DEL, and lone surrogates (legal in JSON
+# text, unprintable anywhere): none may reach a terminal as it is.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 class ExitShell(Exception):  # not a QmpshError: how `exit` ends every frontend
@@ -67,10 +75,23 @@ class CommandError(QmpshError):
     exit_code = EXIT_COMMAND_ERROR
 
     def __init__(self, error_class: str, desc: str, reply: dict[str, Any] | None = None) -> None:
-        super().__init__(f"{error_class}: {desc}")
-        self.error_class = error_class
-        self.desc = desc
+        self.error_class = one_line(error_class)
+        self.desc = one_line(desc)
+        super().__init__(f"{self.error_class}: {self.desc}")
         self.reply = reply if reply is not None else {"error": {"class": error_class, "desc": desc}}
+
+    @classmethod
+    def from_reply(cls, reply: dict[str, Any]) -> CommandError:
+        """The error in any reply a peer sent, as well as it can be shown; never raises.
+
+        QMP says ``error`` is ``{"class": str, "desc": str}``, but a peer may send any
+        JSON value there, or in either member: what is not a string is shown as JSON.
+        """
+        error = reply.get("error")
+        if not isinstance(error, dict):
+            return cls("GenericError", f"malformed error reply: {_as_json(error)}", reply)
+        error_class = _as_text(error.get("class", "GenericError"))
+        return cls(error_class, _as_text(error.get("desc", "")), reply)
 
 
 class InputError(QmpshError):
@@ -100,3 +121,28 @@ class InputError(QmpshError):
             where.append(f"col {self.column}")
         prefix = ", ".join(where)
         return f"{prefix}: {self.message}" if prefix else self.message
+
+
+def one_line(text: str) -> str:
+    """``text`` from a peer as one line that shows what it holds and cannot drive a terminal.
+
+    Control characters, line breaks among them, are written as Python escapes
+    (``\\n``, ``\\x1b``), as are lone surrogates; beyond ``MAX_SHOWN`` characters it is cut.
+    """
+    if len(text) > MAX_SHOWN:
+        text = f"{text[:MAX_SHOWN]}… ({len(text) - MAX_SHOWN} more characters)"
+    if _UNSHOWABLE.search(text) is None:  # nearly always: no copy
+        return text
+    return _UNSHOWABLE.sub(lambda match: ascii(match.group())[1:-1], text)
+
+
+def _as_text(value: Any) -> str:
+    """A string as it is; any other JSON value (null, a number, a list...) as JSON."""
+    return value if isinstance(value, str) else _as_json(value)
+
+
+def _as_json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):  # not from the wire: a caller's object
+        return repr(value)

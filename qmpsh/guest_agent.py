@@ -26,13 +26,13 @@ then hears nothing, so the first sync waits at most ``BUSY_WAIT`` and says why.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
 import time
 from typing import Any
 
+from qmpsh import wire
 from qmpsh.address import Address
 from qmpsh.client import PendingReply, QmpClient, _fresh
 from qmpsh.errors import CommandError, CommandTimeout, ConnectError, ProtocolError, QmpshError
@@ -244,8 +244,8 @@ def _random_id() -> int:
 
 def _json_object(line: bytes | bytearray) -> dict[str, Any] | None:
     try:
-        message = json.loads(line)
-    except ValueError:  # includes invalid UTF-8
+        message = wire.loads(line)
+    except ValueError:  # invalid UTF-8 and too deep included
         return None
     return message if isinstance(message, dict) else None
 

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar
 
+from qmpsh import wire
 from qmpsh.client import (
     MAX_LINE,
     MAX_NOTES,
@@ -48,7 +49,6 @@ from qmpsh.client import (
     EventListener,
     PendingReply,
     TranscriptListener,
-    _command_error,
     _command_name,
     _fresh,
 )
@@ -338,7 +338,7 @@ class LibvirtMonitor:
             message["arguments"] = arguments
         reply = self.execute_message(message, timeout=timeout)
         if "error" in reply:
-            raise _command_error(reply)
+            raise CommandError.from_reply(reply)
         return reply.get("return")
 
     def _raise_if_failed(self) -> None:
@@ -573,10 +573,8 @@ def event_from_libvirt(
 def parse_json(text: str, source: object) -> Any:
     """Untrusted JSON: invalid or absurdly nested text is a one-line ProtocolError."""
     try:
-        return json.loads(text)
-    except RecursionError:
-        raise ProtocolError(f"{source} sent JSON nested too deeply") from None
-    except ValueError as e:
+        return wire.loads(text)
+    except ValueError as e:  # TooDeep included: over wire.MAX_DEPTH is not QMP
         raise ProtocolError(f"{source} sent invalid JSON ({e}): {text[:60]!r}") from None
 
 

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
+from qmpsh.errors import CommandError
 from qmpsh.spice import CHANNEL_NAMES, unsigned32
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class Renderer:
         if self.fmt == "raw":
             _write_line(self.out, compact(reply))
         elif "error" in reply:
-            self._command_error(reply["error"])
+            self._command_error(reply)
         elif self.fmt == "json":
             _write_line(self.out, compact(reply.get("return")))
         else:
@@ -77,8 +78,8 @@ class Renderer:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _command_error(self, error: dict[str, Any]) -> None:
-        text = f"{error.get('class', 'GenericError')}: {error.get('desc', '')}"
+    def _command_error(self, reply: dict[str, Any]) -> None:
+        text = str(CommandError.from_reply(reply))  # one line, whatever ``error`` holds
         if self.fmt == "pretty":
             self._error_line(text)
         else:

@@ -114,3 +114,72 @@ class FakeQmpServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class InjectingProxy:
+    """Between a client and a REAL QEMU: every line is relayed as it is, both ways, and
+    ``inject`` slips in a line no QEMU sends, between two of QEMU's messages.
+
+    For the interactive shell, which needs a whole real QEMU (schema, status, events)
+    around the one hostile message under test.
+    """
+
+    def __init__(self, path: str, qemu_socket: str) -> None:
+        self.path = path
+        self.qemu_socket = qemu_socket
+        self.connected = threading.Event()
+        self._to_client = threading.Lock()
+        self._client: socket.socket | None = None
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(path)
+        self.listener.listen(1)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            client, _ = self.listener.accept()
+        except OSError:
+            return
+        qemu = socket.socket(socket.AF_UNIX)
+        qemu.connect(self.qemu_socket)
+        self._client = client
+        upstream = threading.Thread(target=self._relay, args=(client, qemu, None), daemon=True)
+        upstream.start()
+        self.connected.set()
+        self._relay(qemu, client, self._to_client)
+        upstream.join(timeout=5)
+
+    def _relay(self, source: socket.socket, sink: socket.socket, lock: Any) -> None:
+        """Copy whole lines until either side hangs up, then hang up both."""
+        with suppress(OSError), source.makefile("rb") as lines:
+            for line in lines:
+                if lock is None:
+                    sink.sendall(line)
+                    continue
+                with lock:
+                    sink.sendall(line)
+        for sock in (source, sink):
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def inject(self, data: bytes) -> None:
+        assert self.connected.wait(10), "no client connected to the proxy"
+        assert self._client is not None
+        with self._to_client:
+            self._client.sendall(data)
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        if self._client is not None:
+            with suppress(OSError):
+                self._client.shutdown(socket.SHUT_RDWR)
+        self.thread.join(timeout=5)
+
+    def __enter__(self) -> InjectingProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import signal
 import socket
 import threading
@@ -15,7 +17,7 @@ from qemu import Qemu, free_port
 
 import qmpsh.client as client_module
 from qmpsh.address import TcpAddress, UnixAddress
-from qmpsh.client import QmpClient
+from qmpsh.client import BUSY_HINT, QmpClient
 from qmpsh.errors import (
     CommandError,
     CommandTimeout,
@@ -23,7 +25,10 @@ from qmpsh.errors import (
     DisconnectedError,
     InputError,
     ProtocolError,
+    QmpshError,
 )
+from qmpsh.wire import MAX_DEPTH, TooDeep, nests_deeper_than
+from qmpsh.wire import loads as wire_loads
 
 
 @pytest.fixture(scope="module")
@@ -481,3 +486,262 @@ def test_requests_carry_ids_only_when_others_are_in_flight(qemu: Qemu) -> None:
     assert "id" not in sent[1]  # the first of the burst is alone on the wire when sent
     assert all("id" in message for message in sent[2:])
     assert all("id" not in reply and reply["return"]["status"] for reply in replies)
+
+
+# -- FAKE server: hostile messages (issue 8) ------------------------------------------
+
+
+def nested(levels: int) -> bytes:
+    return b"[" * levels + b"]" * levels
+
+
+EVENT_HEAD = b'{"event": "HOSTILE", "timestamp": {"seconds": 1, "microseconds": 0}, "data": '
+
+
+def _idle_then(data: bytes) -> tuple[Callable[[FakeConnection], None], threading.Event]:
+    """Handshake, answer one command, then send ``data`` when the test says so."""
+    go = threading.Event()
+
+    def script(conn: FakeConnection) -> None:
+        conn.handshake()
+        conn.reply(conn.read(), {})
+        assert go.wait(10)
+        conn.send_raw(data)
+        conn.read()
+
+    return script, go
+
+
+@pytest.mark.parametrize(
+    "data",
+    [EVENT_HEAD + nested(100_000) + b"}\n", EVENT_HEAD + nested(MAX_DEPTH) + b"}\n"],
+    ids=["100000-deep", "just-too-deep"],
+)
+def test_deep_event_on_the_reader_thread_fails_the_connection(tmp_path: Path, data: bytes) -> None:
+    """Nobody waits for a reply, so the reader thread reads it: the connection is failed,
+    the disconnect listener is told (the toolbar says so), and later calls fail at once."""
+    script, go = _idle_then(data)
+    lost: list[QmpshError] = []
+    told = threading.Event()
+    with fake(tmp_path, script) as server, fake_client(server, timeout=30) as c:
+        c.add_disconnect_listener(lambda failure: (lost.append(failure), told.set()))
+        c.connect()
+        assert c.execute("query-name") == {}
+        go.set()
+        assert told.wait(10)
+        assert not c.connected
+        with pytest.raises(ProtocolError, match=f"nested more than {MAX_DEPTH} levels deep"):
+            c.execute("query-name")
+    assert len(lost) == 1 and isinstance(lost[0], ProtocolError)
+
+
+def test_any_fault_while_reading_becomes_a_protocol_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The safety net: whatever a message makes the client throw ends the connection cleanly,
+    on the reader thread as on a caller's."""
+
+    def broken(self: QmpClient, message: dict[str, Any]) -> None:
+        if message.get("event") == "HOSTILE":
+            raise ZeroDivisionError("a bug")
+        original(self, message)
+
+    original = QmpClient._dispatch
+    monkeypatch.setattr(QmpClient, "_dispatch", broken)
+    script, go = _idle_then(EVENT_HEAD + b"{}}\n")
+    told = threading.Event()
+    with fake(tmp_path, script) as server, fake_client(server) as c:
+        c.add_disconnect_listener(lambda failure: told.set())
+        c.connect()
+        c.execute("query-name")
+        go.set()
+        assert told.wait(10)
+        with pytest.raises(ProtocolError, match="cannot read: ZeroDivisionError: a bug"):
+            c.execute("query-name")
+
+
+def _answer_each(replies: list[bytes]) -> Callable[[FakeConnection], None]:
+    """Handshake, then answer each command with the next line of ``replies``."""
+
+    def script(conn: FakeConnection) -> None:
+        conn.handshake()
+        for reply in replies:
+            conn.read()
+            conn.send_raw(reply)
+        conn.read()
+
+    return script
+
+
+ANY_VALUE = [
+    "null", "true", "0", "-1", "1e400", "-1e400", "NaN", "123456789012345678901234567890",
+    '"\\ud800"', '"\\udfff\\ud800"', '"\\u001b]2;title\\u0007"', '"\\u0000"', "[]", "{}",
+    '{"\\ud800": ["\\ud800"]}', '"' + "x" * 100_000 + '"',
+]  # fmt: skip
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)  # NaN == NaN here, unlike in Python
+
+
+def test_return_of_any_json_value_is_delivered(tmp_path: Path) -> None:
+    """Lone surrogates, non-finite numbers, control characters: passed on as received."""
+    replies = [b'{"return": ' + value.encode() + b"}\n" for value in ANY_VALUE]
+    with fake(tmp_path, _answer_each(replies)) as server, fake_client(server) as c:
+        c.connect()
+        for value in ANY_VALUE:
+            assert canonical(c.execute("q")) == canonical(json.loads(value))
+    assert math.isinf(json.loads("1e400"))
+
+
+def test_events_with_any_json_value_are_delivered(tmp_path: Path) -> None:
+    events = [EVENT_HEAD + value.encode() + b"}\n" for value in ANY_VALUE]
+    events += [b'{"event": ' + value.encode() + b"}\n" for value in ANY_VALUE]
+    seen: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def listen(event: dict[str, Any]) -> None:
+        seen.append(event)
+        if len(seen) == len(events):
+            done.set()
+
+    script, go = _idle_then(b"".join(events))
+    with fake(tmp_path, script) as server, fake_client(server) as c:
+        c.add_event_listener(listen)
+        c.connect()
+        c.execute("query-name")
+        go.set()
+        assert done.wait(10)
+        assert c.connected
+    assert [canonical(e) for e in seen] == [canonical(json.loads(e)) for e in events]
+    assert seen[ANY_VALUE.index('"\\ud800"')]["data"] == "\ud800"
+
+
+LONG = b"y" * 5000
+
+
+@pytest.mark.parametrize(
+    ("error", "error_class", "desc"),
+    [
+        (b'"boom"', "GenericError", 'malformed error reply: "boom"'),
+        (b"null", "GenericError", "malformed error reply: null"),
+        (b"[1]", "GenericError", "malformed error reply: [1]"),
+        (b"-1e400", "GenericError", "malformed error reply: -Infinity"),
+        (b'{"class": null, "desc": 7}', "null", "7"),
+        (b'{"class": "C", "desc": "a\\nb\\u001b[0m\\ud800"}', "C", "a\\nb\\x1b[0m\\ud800"),
+        (b'{"class": "C", "desc": "%s"}' % LONG, "C", "y" * 1000 + "… (4000 more characters)"),
+    ],
+    ids=["string", "null", "list", "-1e400", "class-null-desc-number", "controls", "long"],
+)  # fmt: skip
+def test_error_of_any_shape_is_a_one_line_command_error(
+    tmp_path: Path, error: bytes, error_class: str, desc: str
+) -> None:
+    reply = b'{"error": ' + error + b"}\n"
+    with fake(tmp_path, _answer_each([reply])) as server, fake_client(server) as c:
+        c.connect()
+        with pytest.raises(CommandError) as info:
+            c.execute("q")
+        assert c.connected
+    assert (info.value.error_class, info.value.desc) == (error_class, desc)
+    assert info.value.reply == json.loads(reply)  # the reply itself is kept as received
+    assert len(str(info.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("version", "expected", "package"),
+    [
+        ({"qemu": {"major": 1e400, "minor": 2, "micro": 0}}, (0, 2, 0), ""),
+        ({"qemu": {"major": "7", "minor": -1, "micro": 10**30}, "package": 7}, (0, 0, 0), ""),
+        ({"qemu": {"major": True, "minor": None, "micro": 2.0}}, (0, 0, 0), ""),
+        ({"qemu": [7, 2, 0], "package": "p" * 300}, (0, 0, 0), "p" * 200),
+        ({}, (0, 0, 0), ""),
+        ({"qemu": {"major": 9, "minor": 1, "micro": 3}, "package": "v9.1.3"}, (9, 1, 3), "v9.1.3"),
+    ],
+    ids=["1e400", "string-negative-huge", "bool-null-float", "list", "empty", "sane"],
+)
+def test_greeting_with_odd_version_values_is_taken(
+    tmp_path: Path, version: dict[str, Any], expected: tuple[int, int, int], package: str
+) -> None:
+    greeting = {"QMP": {"version": version, "capabilities": []}}
+
+    def script(conn: FakeConnection) -> None:
+        conn.send(greeting)
+        conn.reply(conn.read(), {})
+        conn.reply(conn.read(), "fine")
+        conn.read()
+
+    with fake(tmp_path, script) as server, fake_client(server) as c:
+        c.connect()
+        assert (c.version, c.package) == (expected, package)
+        assert c.execute("q") == "fine"
+
+
+def test_greeting_has_its_own_short_timeout(tmp_path: Path) -> None:
+    def script(conn: FakeConnection) -> None:
+        conn.read()  # a busy monitor: connected, never greeted
+
+    with fake(tmp_path, script) as server:
+        c = QmpClient(UnixAddress(server.path), timeout=60, greeting_timeout=0.3)
+        with pytest.raises(ConnectError, match=r"no QMP greeting .* within 0\.3 s") as info:
+            c.connect()
+    assert BUSY_HINT in str(info.value)
+
+
+def test_connect_wait_covers_the_greeting_too(tmp_path: Path) -> None:
+    """``--wait`` allows for a QEMU still starting, which may accept before it greets."""
+
+    def script(conn: FakeConnection) -> None:
+        conn.read()
+
+    with fake(tmp_path, script) as server:
+        c = QmpClient(UnixAddress(server.path), timeout=60, greeting_timeout=0.1)
+        with pytest.raises(ConnectError, match="no QMP greeting") as info:
+            c.connect(wait=1.5)
+    waited = float(str(info.value).split(" within ")[1].split()[0])
+    assert 0.1 < waited <= 1.5
+
+
+def test_depth_is_measured_without_recursion() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert nests_deeper_than(deep)
+    assert not nests_deeper_than(json.loads(nested(MAX_DEPTH)))
+    assert nests_deeper_than(json.loads(nested(MAX_DEPTH + 1)))
+    assert not nests_deeper_than({"a": [1, {"b": "[[[["}]}, limit=3)
+    assert nests_deeper_than({"a": [1, {"b": []}]}, limit=3)
+    assert not nests_deeper_than("[[[[", limit=0)
+
+
+@pytest.mark.parametrize("as_text", [False, True], ids=["bytes", "str"])
+def test_wire_loads_refuses_too_deep_and_keeps_the_rest(as_text: bool) -> None:
+    """One decision for every transport that decodes QMP itself (the socket, libvirt)."""
+
+    def text(data: bytes) -> bytes | str:
+        return data.decode() if as_text else data
+
+    for levels in (MAX_DEPTH + 1, 100_000):
+        with pytest.raises(TooDeep, match=f"nested more than {MAX_DEPTH} levels deep"):
+            wire_loads(text(nested(levels)))
+    assert wire_loads(text(nested(MAX_DEPTH))) == json.loads(nested(MAX_DEPTH))
+    assert wire_loads(text(b'"' + b"[" * 1000 + b'"')) == "[" * 1000  # brackets in a string
+    assert math.isinf(wire_loads(text(b"1e400")))
+    with pytest.raises(ValueError):
+        wire_loads(text(b"{"))
+
+
+def test_busy_tcp_monitor_gives_the_hint(qemu_factory: Callable[..., Qemu]) -> None:
+    """A real QEMU on TCP, its monitor held by another client: the greeting's own timeout
+    ends the wait (however long replies may take), with the hint."""
+    port = free_port()
+    qemu_factory("-qmp", f"tcp:127.0.0.1:{port},server=on,wait=off")
+    holder = QmpClient(TcpAddress("127.0.0.1", port), timeout=10)
+    holder.connect(wait=5)
+    try:
+        c = QmpClient(TcpAddress("127.0.0.1", port), timeout=60, greeting_timeout=0.5)
+        with pytest.raises(ConnectError, match=r"0\.5 s") as info:
+            c.connect()
+        assert BUSY_HINT in str(info.value)
+        assert holder.execute("query-status")["status"] == "running"  # the holder is served
+    finally:
+        holder.close()

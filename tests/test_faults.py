@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,9 @@ from typing import IO, Any
 import pytest
 from fake_qmp_server import GREETING, FakeConnection, FakeQmpServer
 from qemu import Qemu, RawMonitor
+
+from qmpsh.client import BUSY_HINT, GREETING_TIMEOUT
+from qmpsh.wire import MAX_DEPTH
 
 QMPSH = [sys.executable, "-m", "qmpsh"]
 DEADLINE = 45.0  # a hung qmpsh is killed after this and the test fails (not a timing assertion)
@@ -246,6 +251,146 @@ def test_event_storm_before_the_greeting(tmp_path: Path) -> None:
     print(f"event storm: peak RSS {outcome.peak_rss_mib:.0f} MiB")
 
 
+# -- hostile messages: the FAKE server sends what no QEMU does ------------------------
+
+
+def nested(levels: int) -> bytes:
+    return b"[" * levels + b"]" * levels
+
+
+def event_line(data: bytes) -> bytes:
+    stamp = b'"timestamp": {"seconds": 1, "microseconds": 0}'
+    return b'{"event": "HOSTILE", "data": ' + data + b", " + stamp + b"}\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"return": ' + nested(MAX_DEPTH) + b"}\n",  # one level too many
+        b'{"return": ' + nested(100_000) + b"}\n",  # RecursionError in json
+        event_line(nested(100_000)),  # the caller reads it while it waits for its reply
+    ],
+    ids=["just-too-deep", "100000-deep", "100000-deep-event"],
+)
+def test_a_message_nested_too_deep_ends_with_one_line(tmp_path: Path, data: bytes) -> None:
+    outcome = fake_run(tmp_path, answer_with(data), "-c", STATUS)
+    one_line_error(outcome, f"nested more than {MAX_DEPTH} levels deep", "disconnected")
+
+
+def test_a_reply_as_deep_as_allowed_is_printed(tmp_path: Path) -> None:
+    reply = b'{"return": ' + nested(MAX_DEPTH - 1) + b"}\n"
+    outcome = fake_run(tmp_path, answer_with(reply), "-c", STATUS)
+    assert (outcome.code, outcome.stderr) == (0, "")
+    assert json.loads(outcome.stdout) == json.loads(nested(MAX_DEPTH - 1))
+
+
+def test_a_deep_event_while_idle_ends_the_connection_at_once(tmp_path: Path) -> None:
+    """The reader thread reads it (no command is waiting): it hangs up, the script ends 3.
+
+    Before, the reader thread died with a traceback and the connection stayed half open:
+    the next command waited out its timeout.
+    """
+    replied, hung_up = threading.Event(), threading.Event()
+
+    def script(conn: FakeConnection) -> None:
+        conn.handshake()
+        conn.reply(conn.read(), {"status": "running", "running": True})
+        assert replied.wait(DEADLINE)
+        conn.send_raw(event_line(nested(100_000)))
+        try:
+            conn.read()
+        except EOFError:
+            hung_up.set()
+
+    path = str(tmp_path / "fake.sock")
+    with FakeQmpServer(path, script) as server:
+        proc = start(tmp_path, path, "--timeout", "30", stdin=subprocess.PIPE, measure=False)
+        send_line(proc, STATUS)
+        wait_for(lambda: (tmp_path / "stdout").read_text().strip(), "the first reply")
+        replied.set()
+        wait_for(hung_up.is_set, "qmpsh to hang up on the deep event")
+        send_line(proc, STATUS)
+        outcome = finish(proc, tmp_path)
+    assert server.error is None, server.error
+    one_line_error(outcome, f"nested more than {MAX_DEPTH} levels deep", "disconnected")
+
+
+def greeting_with(version: object) -> bytes:
+    """GREETING with its ``QMP.version`` replaced by ``version`` (JSON text, may be 1e400)."""
+    text = json.dumps({"QMP": {"version": "VERSION", "capabilities": []}})
+    return text.replace('"VERSION"', str(version)).encode() + b"\n"
+
+
+def greeted_with(greeting: bytes) -> Callable[[FakeConnection], None]:
+    def script(conn: FakeConnection) -> None:
+        conn.send_raw(greeting)
+        conn.reply(conn.read(), {})
+        conn.reply(conn.read(), {"status": "running", "running": True})
+        conn.read()
+
+    return script
+
+
+@pytest.mark.parametrize(
+    "version",
+    [
+        '{"qemu": {"major": 1e400, "minor": 2, "micro": 0}, "package": ""}',  # OverflowError
+        '{"qemu": {"major": "7", "minor": -1, "micro": 1e20}, "package": 7}',
+        '{"qemu": {"major": null, "minor": [], "micro": {}}}',
+        '{"qemu": [7, 2, 0], "package": null}',
+        '{"package": "no qemu member"}',
+    ],
+    ids=["1e400", "string-negative-huge", "null-list-object", "list", "missing"],
+)
+def test_a_greeting_with_odd_version_values_is_taken(tmp_path: Path, version: str) -> None:
+    """What cannot be read as a version reads as 0; the session goes on (``-v``, the prompt)."""
+    outcome = fake_run(tmp_path, greeted_with(greeting_with(version)), "-c", "query-status")
+    assert (outcome.code, outcome.stderr) == (0, "")
+    assert json.loads(outcome.stdout)["status"] == "running"
+
+
+@pytest.mark.parametrize(
+    "greeting",
+    [
+        b'{"QMP": []}\n',
+        b'{"QMP": "7.2.0"}\n',
+        b'{"QMP": null}\n',
+        greeting_with('"7.2.0"'),
+        greeting_with("[7, 2, 0]"),
+    ],
+    ids=["QMP-list", "QMP-string", "QMP-null", "version-string", "version-list"],
+)
+def test_a_greeting_of_the_wrong_shape_ends_with_one_line(tmp_path: Path, greeting: bytes) -> None:
+    outcome = fake_run(tmp_path, greeted_with(greeting), "-c", "query-status")
+    one_line_error(outcome, "sent a malformed QMP greeting")
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (b'"boom"', 'GenericError: malformed error reply: "boom"'),
+        (b"null", "GenericError: malformed error reply: null"),
+        (b'[1, "two", {}]', 'GenericError: malformed error reply: [1, "two", {}]'),
+        (b"1e400", "GenericError: malformed error reply: Infinity"),
+        (b'{"class": 42, "desc": null}', "42: null"),
+        (b'{"desc": ["a", 1]}', 'GenericError: ["a", 1]'),
+        (b'{"class": "X", "desc": "one\\ntwo\\r\\nthree"}', "X: one\\ntwo\\r\\nthree"),
+        (
+            b'{"class": "X\\u001b[2J", "desc": "\\u001b]2;owned\\u0007 \\ud800 \\u009b"}',
+            "X\\x1b[2J: \\x1b]2;owned\\x07 \\ud800 \\x9b",
+        ),
+    ],
+    ids=["string", "null", "list", "1e400", "class-number-desc-null", "desc-list", "newlines",
+         "escapes"],
+)  # fmt: skip
+def test_an_error_of_any_shape_is_one_line(tmp_path: Path, error: bytes, shown: str) -> None:
+    """Exit 1 (a QMP error), the error on one line, nothing that could drive the terminal."""
+    reply = b'{"error": ' + error + b"}\n"
+    outcome = fake_run(tmp_path, answer_with(reply), "-c", STATUS)
+    assert outcome.code == 1, outcome
+    assert outcome.stderr == f"error: {shown}\n"
+
+
 # -- a real QEMU, killed --------------------------------------------------------------
 
 
@@ -320,7 +465,7 @@ def test_qemu_killed_mid_reply(tmp_path: Path) -> None:
     fill = tmp_path / "fill.sock"
     ring = ("-chardev", "ringbuf,id=rb,size=4194304")
     with Qemu([*ring, "-qmp", f"unix:{fill},server=on,wait=off"]) as qemu:
-        with RawMonitor(str(fill)) as monitor:
+        with RawMonitor(str(fill), timeout=DEADLINE) as monitor:  # 2 MiB of JSON: slow when busy
             monitor.execute("ringbuf-write", device="rb", data="x" * BIG_REPLY)
         proc, log = scripted(tmp_path, qemu)
         wait_for(lambda: transcript_has(log, "in", "return"), "negotiation")
@@ -353,3 +498,43 @@ def test_qemu_killed_while_waiting_for_an_event(tmp_path: Path, args: tuple[str,
         qemu.proc.wait()
         outcome = finish(proc, tmp_path)
     one_line_error(outcome, f"connection to {qemu.socket} lost (")
+
+
+# -- a real QEMU whose monitor is busy ------------------------------------------------
+
+
+def test_a_busy_monitor_is_named_after_the_greeting_timeout(tmp_path: Path) -> None:
+    """Another client holds the monitor: QEMU takes the connection but never greets.
+
+    The greeting has its own short timeout, however long ``--timeout`` allows a reply.
+    """
+    with Qemu() as qemu, RawMonitor(qemu.socket):
+        outcome = run(tmp_path, qemu.socket, "--timeout", "60", "-c", "query-status")
+    one_line_error(outcome, f"within {GREETING_TIMEOUT:g} s", BUSY_HINT)
+
+
+def fill_listen_queue(path: str) -> list[socket.socket]:
+    """Connect until the kernel refuses (EAGAIN): the queue holds what QEMU does not accept."""
+    waiting: list[socket.socket] = []
+    for _ in range(64):
+        sock = socket.socket(socket.AF_UNIX)
+        sock.setblocking(False)
+        try:
+            sock.connect(path)
+        except BlockingIOError:
+            sock.close()
+            return waiting
+        waiting.append(sock)
+    pytest.fail("the listen queue never filled")
+
+
+def test_a_full_listen_queue_is_explained(tmp_path: Path) -> None:
+    with Qemu() as qemu, RawMonitor(qemu.socket):
+        waiting = fill_listen_queue(qemu.socket)
+        try:
+            outcome = run(tmp_path, qemu.socket, "-c", "query-status")
+        finally:
+            for sock in waiting:
+                sock.close()
+    line = one_line_error(outcome, "queue of waiting connections is full", BUSY_HINT)
+    assert "Resource temporarily unavailable" not in line
