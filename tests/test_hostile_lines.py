@@ -212,7 +212,7 @@ def test_completion_offers_query_commands_without_a_schema(
         from prompt_toolkit.completion import CompleteEvent
         from prompt_toolkit.document import Document
 
-        completer = QmpCompleter(lambda: None, LiveValues.for_client(client))
+        completer = QmpCompleter(lambda: None, LiveValues.for_client(lambda: client))
         found = completer.get_completions(Document("guest-s"), CompleteEvent())
         assert [c.text for c in found] == ["guest-sync"]
     finally:
