@@ -242,9 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--list-sockets",
         action="store_true",
-        help="print the unix sockets found in the current directory, $XDG_RUNTIME_DIR "
-        "and libvirt's monitor directories, then the local libvirtd's running domains "
-        "as libvirt:NAME (with the libvirt extra), one per line, and exit; with an address "
+        help="print the unix sockets found in the current directory and $XDG_RUNTIME_DIR, "
+        "then the local libvirtd's running domains as libvirt:NAME (with the libvirt "
+        "extra), one per line, and exit; with an address "
         "ssh://[USER@]HOST[:PORT], the sockets on that host (home directory for the current one)",
     )
     return p

@@ -4,35 +4,30 @@ Completion runs this on every Tab press, so it only looks, never connects: a few
 directories are walked to a small depth, only real unix sockets (``S_ISSOCK``) are
 kept, and anything unreadable is skipped without a word.  The places are where QMP
 sockets usually live: the current directory (printed as bare names, as the user would
-type them), ``$XDG_RUNTIME_DIR`` (libvirt's session daemon, scripts following the
-XDG spec) and libvirt's system monitors.  ``--list-sockets ssh://HOST`` looks in the
-same places on another host (``ssh_sockets``).
+type them) and ``$XDG_RUNTIME_DIR`` (libvirt's session daemon, scripts following the
+XDG spec).  libvirt's own monitor sockets are not listed: libvirtd holds each one (QEMU
+serves one client per monitor), so ``--list-sockets`` names running domains as
+``libvirt:NAME`` instead.  ``--list-sockets ssh://HOST`` looks on another host
+(``ssh_sockets``).
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import stat
 from collections.abc import Iterable, Iterator
 
 RUNTIME_DEPTH = 3
-LIBVIRT_GLOB = "/var/lib/libvirt/qemu/domain-*/monitor.sock"
 MAX_ENTRIES = 20_000
 
 
-def list_sockets(
-    cwd: str | None = None,
-    runtime_dir: str | None = None,
-    libvirt_glob: str = LIBVIRT_GLOB,
-) -> list[str]:
+def list_sockets(cwd: str | None = None, runtime_dir: str | None = None) -> list[str]:
     """Every socket found, current directory first, each real file once."""
     here = os.getcwd() if cwd is None else cwd
     runtime = os.environ.get("XDG_RUNTIME_DIR", "") if runtime_dir is None else runtime_dir
     found = [os.path.relpath(p, here) for p in _walk(here, depth=0)]
     if runtime:
         found += _walk(runtime, depth=RUNTIME_DEPTH)
-    found += [p for p in sorted(glob.glob(libvirt_glob)) if _is_socket(p)]
     return _unique(found, here)
 
 

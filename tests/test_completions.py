@@ -188,15 +188,6 @@ def test_symlink_loops_and_unreadable_dirs_are_skipped(
     assert discover.list_sockets(cwd=str(place / "cwd"), runtime_dir=str(run)) == [str(visible)]
 
 
-def test_libvirt_monitors_are_found(place: Path) -> None:
-    mon = make_socket(place / "libvirt" / "domain-1-vm" / "monitor.sock")
-    (place / "libvirt" / "domain-2-off").mkdir()
-    (place / "libvirt" / "domain-2-off" / "monitor.sock").write_text("stale")
-    pattern = str(place / "libvirt" / "domain-*" / "monitor.sock")
-    found = discover.list_sockets(cwd=str(place / "cwd"), runtime_dir="", libvirt_glob=pattern)
-    assert found == [str(mon)]
-
-
 def test_list_sockets_option_needs_no_address(place: Path, bin_dir: Path) -> None:
     sock = make_socket(place / "run" / "vm" / "qmp.sock")
     make_socket(place / "cwd" / "local.sock")
