@@ -373,6 +373,7 @@ def _signals_deferred() -> Iterator[None]:
 def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool) -> int:
     from qmpsh.address import parse_address
     from qmpsh.events import EventFilter, EventLog
+    from qmpsh.known_names import check_event_filter
     from qmpsh.render import Renderer
     from qmpsh.session import Session
 
@@ -393,6 +394,8 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
     with contextlib.ExitStack() as stack:
         _wire_outputs(args, session, stack)
         client.connect(wait=args.wait, negotiate=not args.skip_negotiation)
+        if args.events_filter:  # its event names can only be checked once connected
+            check_event_filter(session.event_filter, session.schema)
         stack.callback(lambda: session.client.close())  # the client `reconnect` made, if any
         if scripted:
             status = _run_script(args, session)

@@ -17,6 +17,7 @@ from qmpsh.commands import REGISTRY
 from qmpsh.errors import EXIT_OK, EventTimeout, InputError
 from qmpsh.event_summary import SpiceSession
 from qmpsh.events import EventFilter, LoggedEvent, format_spice_sessions, spice_sessions
+from qmpsh.known_names import no_such_name, parse_event_filter
 from qmpsh.session import ExitShell, Session
 
 FORMATS = ("pretty", "json", "raw")
@@ -62,7 +63,7 @@ def show_help(session: Session, argv: tuple[str, ...]) -> int:
     schema = session.schema
     lines = schema.help_lines(name, _given(argv[1:])) if schema is not None else []
     if not lines:
-        raise InputError(f"no command or event named '{name}'")
+        raise InputError(no_such_name(name, schema, sorted(REGISTRY.names())))
     session.renderer.text("\n".join(lines))
     return EXIT_OK
 
@@ -164,7 +165,7 @@ def wait_event(session: Session, argv: tuple[str, ...]) -> int:
             timeout = _seconds(word.partition("=")[2])
         else:
             terms.append(word)
-    flt = EventFilter.parse(" ".join(terms))
+    flt = parse_event_filter(" ".join(terms), session.schema)
     found = _wait_while_connected(session, flt, timeout)
     if found is None:
         raise EventTimeout(f"no {flt} event within {timeout:g} s")
@@ -216,7 +217,7 @@ def events_command(session: Session, argv: tuple[str, ...]) -> int:
         _show(session, json.dumps(event, indent=2), event)
     elif verb == "filter":
         spec = " ".join(argv[1:])
-        session.event_filter = EventFilter.parse(spec) if spec else None
+        session.event_filter = parse_event_filter(spec, session.schema) if spec else None
     elif verb == "stats":
         counts = dict(sorted(session.events.stats().items()))
         _show(session, "\n".join(f"{n:>8}  {name}" for name, n in counts.items()), counts)
