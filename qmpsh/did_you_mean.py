@@ -45,8 +45,8 @@ def closest(word: str, choices: Iterable[str], limit: int = SHOWN) -> list[str]:
     farther than the nearest choice: two equally near names are both worth showing,
     a worse one only distracts.  A choice that merely continues the word (``query-cpus``
     → ``query-cpus-fast``) counts as one edit.  Ties go to the choice of the same
-    length (``qcow3`` → ``qcow2`` before ``qcow``), then alphabetical order, so the
-    answer never depends on the schema's order.
+    length (``qcow3`` → ``qcow2`` before ``qcow``), then to the same case, then
+    alphabetical order, so the answer never depends on the schema's order.
     """
     key = _fold(word)
     allowed = max(1, len(key) // 3)
@@ -61,9 +61,13 @@ def closest(word: str, choices: Iterable[str], limit: int = SHOWN) -> list[str]:
             distance = edit_distance(key, folded)
         if distance <= allowed:
             scored.append((distance, abs(len(folded) - len(key)), choice))
-    scored.sort()
-    best = scored[0][0] if scored else 0
-    return [choice for distance, _, choice in scored[:limit] if distance == best]
+    if not scored:
+        return []
+    best = min(distance for distance, _, _ in scored)
+    nearest = sorted(s for s in scored if s[0] == best)
+    # the same letters in the same case first: STOPP finds the event STOP before `stop`
+    nearest.sort(key=lambda s: (s[1], edit_distance(word, s[2])))
+    return [choice for *_, choice in nearest[:limit]]
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
