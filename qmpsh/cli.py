@@ -457,6 +457,7 @@ def _signals_deferred() -> Iterator[None]:
 
 def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool) -> int:
     from qmpsh.events import EventLog
+    from qmpsh.known_names import check_event_filter
     from qmpsh.monitor import connect, forward_of, open_monitor
     from qmpsh.session import Session
 
@@ -480,6 +481,8 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
         if forward is not None:  # an ssh forward is stopped when the run ends, however it ends
             stack.callback(forward.close)
         connect(client, wait=args.wait, negotiate=not args.skip_negotiation)
+        if args.events_filter:  # its event names can only be checked once connected
+            check_event_filter(session.event_filter, session.schema)
         stack.callback(lambda: session.client.close())  # the client `reconnect` made, if any
         if scripted:
             status = _run_script(args, session)

@@ -20,7 +20,8 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion, Thre
 from prompt_toolkit.document import Document
 
 from qmpsh import hmp
-from qmpsh.live_values import NODE_KEYS, QOM_PATH_COMMANDS, LiveValues
+from qmpsh.live_values import QOM_PATH_COMMANDS, LiveValues
+from qmpsh.name_sources import names_for
 from qmpsh.schema import IndexFollower, Member, Schema, SchemaIndex, TypeRef, dig, takes_any_key
 from qmpsh.shell_commands import SHELL_COMMANDS as REGISTRY
 from qmpsh.syntax import Context, Syntax, syntax_for
@@ -81,9 +82,11 @@ class QmpCompleter(Completer):
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
     ) -> Iterator[Completion]:
-        ctx = self._syntax().analyze(document.text_before_cursor)
-        if ctx.kind == "shell-argument" and len(document.text_before_cursor.split()) > 2:
-            return  # only a shell command's first argument has known words
+        text = document.text_before_cursor
+        ctx = self._syntax().analyze(text)
+        if ctx.kind == "shell-argument":
+            yield from self._shell_arguments(ctx, tuple(text[: ctx.word_start].split()[1:]))
+            return
         yield from self.complete(ctx)
 
     def complete(self, ctx: Context) -> Iterator[Completion]:
@@ -100,7 +103,7 @@ class QmpCompleter(Completer):
             names: Sequence[str] = sorted(index.schema.actions) if index else ()
             yield from _offer(ctx.word, names, lambda _: "action")
             return
-        labels = dict.fromkeys(self._syntax().shell_words, "shell")
+        labels = {word: _shell_label(word) for word in self._syntax().shell_words}
         if index is not None:
             labels.update(index.labels)
         elif self._live is not None:  # no schema (qemu-ga, an old QEMU): ask the server
@@ -165,18 +168,31 @@ class QmpCompleter(Completer):
         names = self._live.info_subcommands() if self._live else sorted(hmp.INFO_QUERIES)
         yield from _offer(ctx.word, names, lambda _: "info")
 
-    def _shell_arguments(self, ctx: Context) -> Iterator[Completion]:
-        """The first argument of a shell command: its registered words, or names it takes."""
+    def _shell_arguments(self, ctx: Context, before: tuple[str, ...]) -> Iterator[Completion]:
+        """A shell command's argument: its registered words, or the names it takes.
+
+        ``before`` are the arguments already typed: ``events filter`` and ``wait`` take
+        event names (``!NAME`` too, in a filter), ``help`` one command or event name.
+        """
         spec = REGISTRY.get(ctx.command or "")
         if spec is None:
             return
         index = self.index()
-        names: list[str] = list(spec.arguments)
-        if index is not None and spec.name == "help":
-            names += [*index.schema.command_names(), *index.schema.event_names()]
-        elif index is not None and spec.name == "wait":
-            names += index.schema.event_names()
-        yield from _offer(ctx.word, names, lambda _: spec.name)
+        events = index.schema.event_names() if index is not None else []
+        if spec.name == "events" and before[:1] == ("filter",):
+            yield from _offer_events(ctx.word, events)
+        elif before:
+            return  # no other shell command has known words past its first argument
+        elif spec.name == "wait":
+            yield from _offer_events(ctx.word, events)
+        elif spec.name == "help":
+            labels = {word: _shell_label(word) for word in self._syntax().shell_words}
+            if index is not None:
+                labels.update(index.labels)
+                labels.update(dict.fromkeys(events, "event"))
+            yield from _offer(ctx.word, sorted(labels), labels.__getitem__)
+        else:
+            yield from _offer(ctx.word, spec.arguments, lambda _: spec.name)
 
     def _hmp_commands(self, ctx: Context) -> Iterator[Completion]:
         names = self._live.hmp_commands() if self._live else []
@@ -189,7 +205,7 @@ _MATCHERS: dict[str, Callable[[QmpCompleter, Context], Iterator[Completion]]] = 
     "value": QmpCompleter._values,
     "hmp-info": QmpCompleter._info,
     "hmp-command": QmpCompleter._hmp_commands,
-    "shell-argument": QmpCompleter._shell_arguments,
+    "shell-argument": lambda self, ctx: self._shell_arguments(ctx, ()),
 }
 
 
@@ -206,6 +222,12 @@ def _member_label(schema: Schema, member: Member) -> str:
     if not member.optional:
         words.append("required")
     return ", ".join([*words, *member.labels])
+
+
+def _shell_label(word: str) -> str:
+    """A shell command's menu word: its one-line summary."""
+    spec = REGISTRY.get(word)
+    return f"shell: {spec.summary}" if spec is not None else "shell"
 
 
 def _kind(ref: TypeRef | None) -> Callable[[str], str]:
@@ -230,22 +252,25 @@ def live_values_for(
     word: str,
     ref: TypeRef | None,
 ) -> list[str]:
-    """Names from the running QEMU that fit the value of ``path`` in ``command``."""
+    """Names from the running QEMU that fit the value of ``path`` in ``command``.
+
+    Which names fit which member is ``name_sources``' table; here only what depends
+    on the line itself (QOM paths, a device type's properties).
+    """
     key = path[-1] if path else ""
     if len(path) == 1:
         special = _command_values(live, command, key, given, word)
         if special is not None:
             return special
-    if key in NODE_KEYS and _accepts_str(ref):
-        jobs = live.job_ids() if command.startswith("block-job-") else []
-        return [*jobs, *live.node_names()]
-    return _values_by_key(live, key)
+    if ref is not None and not _accepts_str(ref):
+        return []  # an int or an enum member: no name can be its value
+    return names_for(live, command, key, top_level=len(path) == 1)
 
 
 def _command_values(
     live: LiveValues, command: str, key: str, given: Mapping[str, Any], word: str
 ) -> list[str] | None:
-    """Values that depend on the command, not only on the key's name."""
+    """Values that depend on what else is on the line, not only on the member."""
     if command in QOM_PATH_COMMANDS and key == "path":
         return qom_paths(live, word)
     if command in QOM_PATH_COMMANDS and key == "property":
@@ -253,29 +278,7 @@ def _command_values(
         return [n for n, _ in live.qom_children(path)] if isinstance(path, str) else []
     if command == DEVICE_ADD and key == "driver":
         return live.device_types()
-    if key == "id":
-        return _ids_for(live, command)
     return None
-
-
-def _ids_for(live: LiveValues, command: str) -> list[str]:
-    if command == "device_del":
-        return live.device_ids()
-    if command == "object-del":
-        return live.object_ids()
-    if command.startswith("chardev-"):
-        return live.chardev_ids()
-    if command.startswith("job-"):
-        return live.job_ids()
-    return []
-
-
-def _values_by_key(live: LiveValues, key: str) -> list[str]:
-    if key in ("chardev", "chardev-id"):
-        return live.chardev_ids()
-    if key in ("iothread", "object"):
-        return live.object_ids()
-    return []  # e.g. job-id: a new job wants a fresh id, not an existing one
 
 
 def qom_paths(live: LiveValues, word: str) -> list[str]:
@@ -298,6 +301,13 @@ def _is_qom_path(ctx: Context, path: Sequence[str]) -> bool:
 def _offer(word: str, names: Sequence[str], meta: Callable[[str], str]) -> Iterator[Completion]:
     for name in rank(word, names):
         yield Completion(name, -len(word), display_meta=meta(name))
+
+
+def _offer_events(word: str, names: Sequence[str]) -> Iterator[Completion]:
+    """Event names, upper-case as QEMU sends them; a leading ``!`` (exclude) is kept."""
+    bang = "!" if word.startswith("!") else ""
+    for name in rank(word[len(bang) :], names):
+        yield Completion(bang + name, -len(word), display=bang + name, display_meta="event")
 
 
 def _offer_qom(word: str, paths: Sequence[str]) -> Iterator[Completion]:

@@ -27,23 +27,6 @@ Execute = Callable[[str, dict[str, Any] | None], Any]
 VOLATILE_SECONDS = 2.0  # long enough to cover a burst of keystrokes, short enough to notice
 FETCH_TIMEOUT = 2.0
 
-# Argument names whose values are block node or device names in the QMP schema.
-NODE_KEYS = frozenset(
-    {
-        "device",
-        "node-name",
-        "node",
-        "drive",
-        "base-node",
-        "top-node",
-        "parent",
-        "child",
-        "target",
-        "overlay",
-        "file",
-        "backing",
-    }
-)
 _HMP_NAME = re.compile(r"[A-Za-z][\w-]*")  # skips "?" and wrapped "[,opt=…" lines
 QOM_PATH_COMMANDS = frozenset({"qom-list", "qom-get", "qom-set"})
 
@@ -93,18 +76,53 @@ class LiveValues:
 
     # -- what completion asks for -----------------------------------------------------
 
+    # Block devices have three kinds of name, and each command takes its own: the
+    # BlockBackend name (``-drive id=``, empty for ``-blockdev``), the qdev id or QOM
+    # path of the device the backend is attached to, and the graph's node names.
+
+    def _block(self) -> list[dict[str, Any]]:
+        return self._cached("block", lambda: _tolerant(lambda: self._call("query-block")), True)
+
+    def block_backends(self) -> list[str]:
+        """BlockBackend names (``device=`` of eject, block_resize…), ones with a medium first."""
+        return _block_names(self._block(), "device", removable_only=False)
+
+    def tray_backends(self) -> list[str]:
+        """BlockBackend names of removable devices (CD-ROMs, floppies): what trays take."""
+        return _block_names(self._block(), "device", removable_only=True)
+
+    def block_qdevs(self) -> list[str]:
+        """qdev ids (or QOM paths, where the device has no id) of devices with a backend."""
+        return _block_names(self._block(), "qdev", removable_only=False)
+
+    def tray_qdevs(self) -> list[str]:
+        """qdev ids or QOM paths of removable block devices, for ``eject id=`` and friends."""
+        return _block_names(self._block(), "qdev", removable_only=True)
+
     def node_names(self) -> list[str]:
-        """Block node names and device (BlockBackend) names, for ``device=`` and friends."""
-        return self._cached("nodes", self._fetch_nodes, volatile=True)
+        """Block node names: named ones not attached to a device first, generated ones last.
+
+        A node nothing uses yet is what ``blockdev-del``, ``blockdev-insert-medium`` and
+        a new job's target want; a generated ``#block123`` name is rarely what is meant.
+        """
+        nodes = self._cached("nodes", self._fetch_nodes, volatile=True)
+        attached = {str(d["inserted"].get("node-name")) for d in self._block() if _inserted(d)}
+        return sorted(nodes, key=lambda n: (n.startswith("#"), n in attached, n))
 
     def _fetch_nodes(self) -> list[str]:
-        names: list[str] = []
-        for dev in _tolerant(lambda: self._call("query-block")):
-            names += [str(dev[k]) for k in ("device", "qdev") if dev.get(k)]
-        for node in _tolerant(lambda: self._call("query-named-block-nodes", {"flat": True})):
-            if node.get("node-name"):
-                names.append(str(node["node-name"]))
-        return _unique(names)
+        found = _tolerant(lambda: self._call("query-named-block-nodes", {"flat": True}))
+        return _unique([str(node["node-name"]) for node in found if node.get("node-name")])
+
+    def block_job_ids(self) -> list[str]:
+        """Block job ids (``device`` in query-block-jobs), for ``block-job-*``."""
+        return self._query("block-jobs", "query-block-jobs", None, _field("device"))
+
+    def export_ids(self) -> list[str]:
+        return self._query("exports", "query-block-exports", None, _field("id"))
+
+    def virtio_paths(self) -> list[str]:
+        """QOM paths of virtio devices, for ``x-query-virtio-*``."""
+        return self._query("virtio", "x-query-virtio", None, _field("path"))
 
     def _query(
         self, key: str, name: str, args: dict[str, Any] | None, pick: Callable[[Any], list[T]]
@@ -122,8 +140,16 @@ class LiveValues:
     def job_ids(self) -> list[str]:
         return self._query("jobs", "query-jobs", None, _field("id"))
 
+    def ringbuf_ids(self) -> list[str]:
+        """Chardevs ``ringbuf-read``/``-write`` accept (a ``memory`` chardev is a ringbuf)."""
+        types = ("child<chardev-ringbuf>", "child<chardev-memory>")
+        return sorted(n for n, t in self.qom_children("/chardevs") if t in types)
+
     def object_ids(self) -> list[str]:
         return _child_names(self.qom_children("/objects"))
+
+    def iothread_ids(self) -> list[str]:
+        return sorted(n for n, t in self.qom_children("/objects") if t == "child<iothread>")
 
     def device_ids(self) -> list[str]:
         """Ids of user-created devices (``-device …,id=X``), for ``device_del id=``."""
@@ -189,6 +215,17 @@ def _tolerant(fetch: Callable[[], Any]) -> list[dict[str, Any]]:
     except Exception:
         return []
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _inserted(device: dict[str, Any]) -> bool:
+    return isinstance(device.get("inserted"), dict)
+
+
+def _block_names(devices: list[dict[str, Any]], key: str, *, removable_only: bool) -> list[str]:
+    """One name per block device, those with a medium first (most commands need one)."""
+    chosen = [d for d in devices if d.get(key) and (d.get("removable") or not removable_only)]
+    chosen.sort(key=lambda d: not _inserted(d))
+    return list(dict.fromkeys(str(d[key]) for d in chosen))
 
 
 def _field(name: str) -> Callable[[Any], list[str]]:

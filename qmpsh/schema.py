@@ -517,10 +517,7 @@ class SchemaIndex:
 
     @classmethod
     def build(cls, schema: Schema) -> SchemaIndex:
-        labels: dict[str, str] = {}
-        for name in schema.command_names():
-            info = schema.command(name)
-            labels[name] = ", ".join(info.labels) if info and info.labels else "command"
+        labels = {name: command_label(schema, name) for name in schema.command_names()}
         return cls(schema, tuple(sorted(labels)), labels)
 
     def has_command(self, name: str, in_transaction: bool) -> bool:
@@ -540,6 +537,26 @@ class SchemaIndex:
         ref = self.type_in_command(command, in_transaction, parents, given)
         obj = None if ref is None else self.schema.object_branch(ref.name)
         return [] if obj is None else self.schema.members(obj, dig(given, parents))
+
+
+LABEL_WIDTH = 40  # a completion menu's second column is a glance, not the whole signature
+
+
+def command_label(schema: Schema, name: str) -> str:
+    """The menu's word on a command: its arguments at a glance, feature labels first.
+
+    ``eject`` reads ``device? id? force?``; required arguments have no ``?``.  The
+    schema carries no documentation, so the arguments are the best summary there is.
+    """
+    info = schema.command(name)
+    members = schema.members(info.arg_type) if info is not None else []
+    words = " ".join(f"{m.name}{'?' if m.optional else ''}" for m in _required_first(members))
+    text = ", ".join([*(info.labels if info else ()), words or "no arguments"])
+    return text if len(text) <= LABEL_WIDTH else text[: LABEL_WIDTH - 1].rstrip() + "…"
+
+
+def _required_first(members: list[Member]) -> list[Member]:
+    return sorted(members, key=lambda m: m.optional)
 
 
 class IndexFollower:

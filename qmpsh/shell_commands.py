@@ -18,6 +18,7 @@ from qmpsh.durations import parse_seconds
 from qmpsh.errors import EXIT_OK, EventTimeout, ExitShell, InputError
 from qmpsh.event_summary import SpiceSession
 from qmpsh.events import EventFilter, LoggedEvent, format_spice_sessions, spice_sessions
+from qmpsh.known_names import no_such_name, parse_event_filter
 from qmpsh.settings import FORMATS, format_named
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def show_help(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
     schema = session.schema
     lines = schema.help_lines(name, _given(argv[1:])) if schema is not None else []
     if not lines:
-        raise InputError(f"no command or event named '{name}'")
+        raise InputError(no_such_name(name, schema, sorted(session.commands.names())))
     out.text("\n".join(lines))
     return EXIT_OK
 
@@ -157,7 +158,7 @@ def wait_event(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
             timeout = parse_seconds(word.partition("=")[2], "timeout")
         else:
             terms.append(_filter_term(word))
-    flt = EventFilter.parse(" ".join(terms))
+    flt = parse_event_filter(" ".join(terms), session.schema)
     found = _wait_while_connected(session, flt, timeout)
     if found is None:
         raise EventTimeout(f"no {flt} event within {timeout:g} s")
@@ -218,7 +219,7 @@ def events_command(session: Session, argv: tuple[str, ...], out: Renderer) -> in
         _show(out, json.dumps(event, indent=2), event)
     elif verb == "filter":
         spec = " ".join(argv[1:])
-        session.event_filter = EventFilter.parse(spec) if spec else None
+        session.event_filter = parse_event_filter(spec, session.schema) if spec else None
     elif verb == "stats":
         counts = dict(sorted(session.events.stats().items()))
         _show(out, "\n".join(f"{n:>8}  {name}" for name, n in counts.items()), counts)

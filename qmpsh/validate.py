@@ -9,10 +9,10 @@ parameter`` into an error that points at the column the user got wrong.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from qmpsh.did_you_mean import suggest
 from qmpsh.errors import InputError
 from qmpsh.literals import MAX_DEPTH
 from qmpsh.request import Argument, Command, Transaction
@@ -20,12 +20,6 @@ from qmpsh.schema import ACTION_TAG, Mismatch, Schema, TypeRef, blind_value, dig
 from qmpsh.syntax import build_arguments
 
 ENUM_SHOWN = 8  # values listed in an enum error before "… (N in all)"
-
-
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # --- nesting dotted keys --------------------------------------------------------

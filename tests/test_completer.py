@@ -83,6 +83,9 @@ TABLE: list[tuple[str, int | None, list[str], list[str], int]] = [
     ("transaction( blockdev-snapshot-sync ", None, ["snapshot-file=", "device="], [], 0),
     ("query-spice", 3, ["query-spice", "query-status"], [], -3),  # cursor mid-word
     ("block-stream device=", None, ["nullnode"], [], 0),
+    ("block-stream speed=", None, [], [], 0),  # an int: no name fits
+    ("eject device=", None, [], [], 0),  # no removable device here: nothing fits
+    ("eject id=", None, [], [], 0),
     ("blockdev-del node-name=nu", None, ["nullnode"], [], -2),
     ("chardev-remove id=", None, ["chr0"], [], 0),
     ("qom-list path=", None, ["/"], [], 0),
@@ -97,6 +100,16 @@ TABLE: list[tuple[str, int | None, list[str], list[str], int]] = [
     ("help query-sp", None, ["query-spice"], [], -8),
     ("wait BLOCK_JOB_C", None, ["BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED"], [], -11),
     ("help eject x", None, [], ["eject"], 0),
+    ("help STO", None, ["STOP"], [], -3),
+    ("help form", None, ["format"], [], -4),
+    ("events ", None, ["filter", "show", "stats", "clear"], [], 0),
+    ("events filter ", None, ["STOP", "SPICE_CONNECTED"], ["filter", "show"], 0),
+    ("events filter SPICE_", None, ["SPICE_CONNECTED"], ["STOP", "show"], -6),
+    ("events filter STOP !SPI", None, ["!SPICE_CONNECTED"], ["STOP"], -4),
+    ("events filter stop", None, ["STOP"], [], -4),
+    ("events show ", None, [], [], 0),
+    ("wait ", None, ["STOP", "RESUME"], ["filter"], 0),
+    ("wait STOP ", None, [], [], 0),
     ("eject id='a", None, [], [], 0),
 ]
 
@@ -148,10 +161,28 @@ def test_eject_offers_device_near_the_top_marked_deprecated(completer: QmpComple
 
 def test_command_meta_names_deprecated_and_unstable(completer: QmpCompleter) -> None:
     meta = {c.text: c.display_meta_text for c in complete(completer, "")}
-    assert meta["drive-backup"] == "deprecated"
-    assert "unstable" in meta["x-blockdev-change"]
-    assert meta["query-status"] == "command"
-    assert meta["help"] == "shell"
+    assert meta["drive-backup"].startswith("deprecated, device sync target")
+    assert meta["x-blockdev-change"].startswith("unstable, parent child? node?")
+
+
+def test_command_meta_says_what_a_command_takes(completer: QmpCompleter) -> None:
+    """Item 18: the menu's second column is the arguments at a glance, not ``command``."""
+    meta = {c.text: c.display_meta_text for c in complete(completer, "")}
+    assert meta["eject"] == "device? id? force?"
+    assert meta["query-status"] == "no arguments"
+    assert meta["device_add"] == "driver bus? id?"
+    assert meta["blockdev-add"].startswith("driver node-name?")
+    assert meta["blockdev-add"].endswith("…") and len(meta["blockdev-add"]) <= 40
+    assert meta["help"] == "shell: list commands, or describe one"
+
+
+def test_argument_meta_says_type_and_marks(completer: QmpCompleter) -> None:
+    meta = {c.text: c.display_meta_text for c in complete(completer, "block-stream ")}
+    assert meta["device="] == "str, required"
+    assert meta["speed="] == "int"
+    assert meta["on-error="] == "enum"
+    meta = {c.text: c.display_meta_text for c in complete(completer, "eject ")}
+    assert meta["device="] == "str, deprecated"
 
 
 def test_info_subcommands_from_hmp_help(completer: QmpCompleter) -> None:

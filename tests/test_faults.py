@@ -485,7 +485,7 @@ def test_qemu_killed_mid_reply(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [("-c", "wait NEVER_HAPPENS timeout=60"), ("--wait-event", "NEVER_HAPPENS", "--timeout", "60")],
+    [("-c", "wait SUSPEND timeout=60"), ("--wait-event", "SUSPEND", "--timeout", "60")],
     ids=["wait-command", "--wait-event"],
 )
 def test_qemu_killed_while_waiting_for_an_event(tmp_path: Path, args: tuple[str, ...]) -> None:

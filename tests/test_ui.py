@@ -231,7 +231,7 @@ def test_ctrl_c_clears_the_line(session: Session) -> None:
 
 def test_ctrl_c_stops_waiting_and_the_shell_goes_on(session: Session) -> None:
     with running_ui(session) as run:
-        run.send("wait NO_SUCH_EVENT timeout=30\r")
+        run.send("wait SUSPEND timeout=30\r")  # a real event no guest here sends
         assert wait_until(lambda: run.ui.busy)
         run.send(CTRL_C)
         assert wait_until(lambda: not run.ui.busy)
