@@ -329,11 +329,18 @@ def starts_comment(text: str, i: int) -> bool:
     A ``#`` at the start of a line or right after whitespace, and outside quotes and
     brackets, starts a comment that runs to the end of its line: ``info spice  # why``
     is ``info spice``.  A ``#`` inside a word (``id=a#b``), a quote (``data="x #y"``) or
-    a bracket (``{"k": "a #b"}``) is data.  Callers ask only where a word could start,
-    having skipped quoted and bracketed text with ``_scan_word``, so "outside quotes
-    and brackets" holds by construction; an unclosed quote hides what follows.
+    a bracket (``{"k": "a #b"}``) is data, and so is ``#`` before a digit after the
+    first word of a line: ``events show #12`` takes the number the event pane prints,
+    while a line whose first word starts with ``#`` is a comment whatever follows.
+    Callers ask only where a word could start, having skipped quoted and bracketed text
+    with ``_scan_word``, so "outside quotes and brackets" holds by construction; an
+    unclosed quote hides what follows.
     """
-    return text[i] == "#" and (i == 0 or text[i - 1].isspace())
+    if text[i] != "#" or (i > 0 and not text[i - 1].isspace()):
+        return False
+    if not text[text.rfind("\n", 0, i) + 1 : i].strip():
+        return True  # the first word of its line
+    return not text[i + 1 : i + 2].isdigit()
 
 
 def _comment_span(text: str, start: int) -> tuple[int, int] | None:

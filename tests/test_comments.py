@@ -55,6 +55,10 @@ CASES: list[tuple[Syntax, str, Request | None]] = [
     (QMP, "blockdev-add?  # the same", ShellCommand("help", ("blockdev-add",), 1)),
     (QMP, "events filter A#B  # c", ShellCommand("events", ("filter", "A#B"), 1)),
     (QMP, "events filter 'a #b'", ShellCommand("events", ("filter", "a #b"), 1)),
+    # '#' before a digit is the event number the pane prints, not a comment
+    (QMP, "events show #12  # the STOP", ShellCommand("events", ("show", "#12"), 1)),
+    (QMP, "#12 alone on a line", None),
+    (QMP, "  #12 indented", None),
     (HMP, "format json  # for scripts", ShellCommand("format", ("json",), 1)),
     # raw JSON lines
     (
