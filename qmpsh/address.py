@@ -6,9 +6,9 @@
 with a slash, or without a colon, is a path, so ``./qmp.sock`` and ``qmp.sock`` both
 mean a unix socket.
 
-``launch_qemu`` is behind ``--launch``: a ``-machine none`` QEMU with QMP on a unix
-socket in a private temp dir, VNC and SPICE on free loopback ports, and the user's
-extra arguments appended (QEMU lets a later ``-M pc`` override ``-machine none``).
+``launch_qemu`` is behind ``--launch``: a small demo PC (``DEMO_MACHINE``) with QMP on a
+unix socket in a private temp dir, VNC and SPICE on free loopback ports, and the user's
+extra arguments appended (QEMU lets a later ``-M q35`` or ``-m 256`` override ours).
 It is stopped by PID, never by name, and dies with qmpsh even when qmpsh is killed
 (``launch_dirs``).
 
@@ -252,9 +252,24 @@ def _launch_once(path: str, extra_args: Sequence[str]) -> LaunchedQemu:
     return qemu
 
 
+# The demo machine: real enough that every example in the README's input-language
+# section runs (a PCI bus for ``device_add driver=e1000``, a CD-ROM ``ide1-cd0`` to
+# eject, a disk whose backend is ``disk0`` for snapshots, bitmaps and mirrors), cheap
+# enough to start in about the time ``-machine none`` took: no guest, so ``-S`` keeps it
+# in prelaunch (``cont`` runs the BIOS, which finds nothing to boot and idles), TCG (QEMU's
+# default), 32 MiB, and media on ``null-co``, which stores nothing and reads zeros.
+DEMO_MACHINE = (
+    *("-machine", "pc", "-m", "32", "-S", "-display", "none", "-nodefaults"),
+    *("-drive", "if=ide,index=2,media=cdrom,driver=null-co,read-zeroes=on,read-only=on"),
+    *("-drive", "if=none,id=disk0,driver=null-co,size=64M,read-zeroes=on"),
+    *("-device", "virtio-blk-pci,drive=disk0,id=virtio-disk0"),
+)
+
+
 def _base_args(sock: Path, vnc_port: int, spice_port: int) -> list[str]:
+    """The QEMU command line of ``--launch``, before the user's own arguments."""
     return [
-        *("-machine", "none", "-display", "none", "-nodefaults"),
+        *DEMO_MACHINE,
         *("-qmp", f"unix:{sock},server=on,wait=off"),
         *("-vnc", f"127.0.0.1:{vnc_port - VNC_BASE_PORT}"),
         *("-spice", f"addr=127.0.0.1,port={spice_port},disable-ticketing=on"),

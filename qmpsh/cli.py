@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--launch",
         action="store_true",
-        help="start a throwaway QEMU (-machine none, VNC and SPICE on 127.0.0.1) and connect "
-        "to it; arguments after -- are passed to QEMU; it is stopped when qmpsh exits",
+        help="start a throwaway demo QEMU (a paused PC with a disk 'disk0' and a CD-ROM "
+        "'ide1-cd0', VNC and SPICE on 127.0.0.1) and connect to it; arguments after -- "
+        "are passed to QEMU; it is stopped when qmpsh exits",
     )
     p.add_argument(
         "--wait",

@@ -9,10 +9,10 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import textwrap
 import time
 from typing import TYPE_CHECKING, Any
 
+from qmpsh import help_groups
 from qmpsh.commands import Registry, ShellCommandSpec
 from qmpsh.durations import parse_seconds
 from qmpsh.errors import EXIT_OK, EventTimeout, ExitShell, InputError
@@ -57,10 +57,12 @@ def show_help(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
         return EXIT_OK
     name = argv[0]
     spec = session.commands.get(name)
-    if spec is not None:
-        out.text(f"{spec.usage}\n  {spec.summary}")
-        return EXIT_OK
     schema = session.schema
+    topic = help_groups.topic(name, schema.command_names() if schema is not None else ())
+    if spec is not None or topic:
+        usage = [spec.usage, f"  {spec.summary}"] if spec is not None else []
+        out.text("\n".join([*usage, *topic]))
+        return EXIT_OK
     lines = schema.help_lines(name, _given(argv[1:])) if schema is not None else []
     if not lines:
         raise InputError(no_such_name(name, schema, sorted(session.commands.names())))
@@ -80,63 +82,16 @@ def _given(words: tuple[str, ...]) -> dict[str, str]:
 
 
 def _overview(session: Session) -> str:
-    """Commands grouped by prefix, so 216 names read as a handful of families."""
-    groups: dict[str, list[str]] = {}
+    """The shell's own commands, then QMP's grouped by what they are for (``help_groups``)."""
     schema = session.schema
-    for name in schema.command_names() if schema is not None else []:
-        prefix = name.split("-")[0].split("_")[0]
-        groups.setdefault(prefix if prefix in _FAMILIES else "other", []).append(name)
-    width = _help_width()
-    lines = []
-    for family in sorted(groups, key=lambda f: (f == "other", f)):
-        lines.append(f"{family}:")
-        lines += textwrap.wrap(
-            "  ".join(sorted(groups[family])),
-            width,
-            initial_indent="  ",
-            subsequent_indent="  ",
-            break_on_hyphens=False,
-        )
-    lines.append("shell commands:")
-    for spec in session.commands.specs():
-        if len(spec.usage) <= USAGE_COLUMN:
-            lines.append(f"  {spec.usage:<{USAGE_COLUMN}} {spec.summary}")
-        else:  # a long usage gets its own line rather than pushing the summary off
-            lines += [f"  {spec.usage}", f"  {'':<{USAGE_COLUMN}} {spec.summary}"]
-    lines.append("`help NAME` or `NAME?` describes a command or an event.")
-    return "\n".join(lines)
-
-
-USAGE_COLUMN = 32
+    names = schema.command_names() if schema is not None else []
+    shell = [(spec.usage, spec.summary) for spec in session.commands.specs()]
+    return help_groups.overview(names, shell, _help_width())
 
 
 def _help_width() -> int:
     """The terminal's width for wrapping (100 when output is not a terminal)."""
     return max(40, shutil.get_terminal_size((100, 24)).columns - 1)
-
-
-_FAMILIES = frozenset(
-    {
-        "query",
-        "block",
-        "blockdev",
-        "drive",
-        "job",
-        "migrate",
-        "object",
-        "qom",
-        "device",
-        "chardev",
-        "netdev",
-        "x",
-        "set",
-        "system",
-        "human",
-        "dump",
-        "trace",
-        "display",
-    }
-)
 
 
 def set_format(session: Session, argv: tuple[str, ...], out: Renderer) -> int:

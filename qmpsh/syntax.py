@@ -78,6 +78,8 @@ HeadKind = Literal[
 ]
 # Lines made of plain words (no key=value): a shell command, HMP, ``info``, ``NAME?``.
 _PLAIN_HEADS = frozenset({"shell", "hmp-line", "help", "hmp", "info"})
+# Lines whose comments ``parse`` removes itself (the lexer finds the others').
+_UNLEXED_HEADS = _PLAIN_HEADS | {"json"}
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,10 @@ class Syntax:
         Raises only ``InputError``; for multi-line text its ``line`` is relative (1-based).
         """
         try:
-            return _PARSERS[(head := self.head(text)).kind](text, head)
+            head = self.head(text)
+            if head.kind in _UNLEXED_HEADS:
+                text = _without_comments(text, head.start)
+            return _PARSERS[head.kind](text, head)
         except _Bad as bad:
             raise error_at(text, bad.offset + 1, bad.message) from None
         except (RecursionError, MemoryError):
@@ -263,6 +268,8 @@ class Syntax:
             return Context("hmp-command" if self.hmp_mode else "command", word_start=n)
         if kind in ("comment", "json") or (kind == "help" and head.end == n):
             return Context("none", word_start=n)
+        if kind in _PLAIN_HEADS and _comment_span(text, head.start) is not None:
+            return Context("none", word_start=n)  # nothing to complete inside a comment
         if head.end == n and head.txn is None:  # still typing the first word
             word = text[head.start :]
             first: ContextKind = "hmp-command" if kind == "hmp-line" else "command"
@@ -310,6 +317,56 @@ def error_at(text: str, column: int, message: str) -> InputError:
         return InputError(message, offset + 1)
     line_start = text.rfind("\n", 0, offset) + 1
     return InputError(message, offset - line_start + 1, text.count("\n", 0, offset) + 1)
+
+
+# ---------------------------------------------------------------- comments
+
+
+def starts_comment(text: str, i: int) -> bool:
+    """The comment rule, the same for every kind of line (commands, transactions, HMP,
+    ``info``, ``help``, the shell's own commands, raw JSON).
+
+    A ``#`` at the start of a line or right after whitespace, and outside quotes and
+    brackets, starts a comment that runs to the end of its line: ``info spice  # why``
+    is ``info spice``.  A ``#`` inside a word (``id=a#b``), a quote (``data="x #y"``) or
+    a bracket (``{"k": "a #b"}``) is data, and so is ``#`` before a digit after the
+    first word of a line: ``events show #12`` takes the number the event pane prints,
+    while a line whose first word starts with ``#`` is a comment whatever follows.
+    Callers ask only where a word could start, having skipped quoted and bracketed text
+    with ``_scan_word``, so "outside quotes and brackets" holds by construction; an
+    unclosed quote hides what follows.
+    """
+    if text[i] != "#" or (i > 0 and not text[i - 1].isspace()):
+        return False
+    if not text[text.rfind("\n", 0, i) + 1 : i].strip():
+        return True  # the first word of its line
+    return not text[i + 1 : i + 2].isdigit()
+
+
+def _comment_span(text: str, start: int) -> tuple[int, int] | None:
+    """The first comment at or after ``start`` (its offsets), reading words as the lexer does."""
+    i, n = start, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+        elif starts_comment(text, i):
+            end = text.find("\n", i)
+            return i, n if end < 0 else end
+        else:
+            i = _scan_word(text, i, False, n)[0]
+    return None
+
+
+def _without_comments(text: str, start: int) -> str:
+    """``text`` with its comments blanked out, so every offset (error columns) stays true.
+
+    For lines the lexer does not read (HMP, ``info``, ``help``, shell commands, JSON),
+    which would otherwise hand the comment to HMP, to ``shlex`` or to the JSON parser.
+    """
+    while (span := _comment_span(text, start)) is not None:
+        begin, start = span
+        text = text[:begin] + " " * (start - begin) + text[start:]
+    return text
 
 
 # ---------------------------------------------------------------- scanner
@@ -374,7 +431,7 @@ def _lex_one(text: str, i: int, txn: bool, last: int) -> _Lexeme:
     c = text[i]
     if c.isspace():
         return _Lexeme("space", i, _SPACE.match(text, i).end())  # type: ignore[union-attr]
-    if c == "#":
+    if starts_comment(text, i):
         end = text.find("\n", i)
         return _Lexeme("comment", i, len(text) if end < 0 else end)
     if txn and c in ",)":
@@ -681,9 +738,11 @@ def _tokenize(text: str, head: Head) -> list[Token]:
     if head.kind in _PLAIN_HEADS:
         return lead + _plain_tokens(text, start, end, "hmp" if head.kind == "hmp-line" else "shell")
     if head.kind == "json":
-        body_end = len(text.rstrip())
-        tail = [_token("whitespace", text, body_end, len(text))] if body_end < len(text) else []
-        return [*lead, _token("json", text, start, body_end), *tail]
+        span = _comment_span(text, start)
+        stop = len(text) if span is None else span[0]
+        body_end = len(text[:stop].rstrip())
+        tail = [_token("whitespace", text, body_end, stop)] if body_end < stop else []
+        return [*lead, _token("json", text, start, body_end), *tail, *_comment_tokens(text, span)]
     return _lexeme_tokens(text, _lex(text, head.txn), head.txn is not None)
 
 
@@ -692,12 +751,22 @@ def _token(kind: TokenKind, text: str, start: int, end: int, ctx: Context | None
 
 
 def _plain_tokens(text: str, start: int, end: int, first: TokenKind) -> list[Token]:
-    """HMP and shell-command lines: a command word, then plain words."""
+    """HMP and shell-command lines: a command word, then plain words, then a comment."""
+    span = _comment_span(text, end)
+    stop = len(text) if span is None else span[0]
     tokens = [_token(first, text, start, end)]
-    for match in re.finditer(r"\s+|\S+", text[end:]):
+    for match in re.finditer(r"\s+|\S+", text[end:stop]):
         kind: TokenKind = "whitespace" if match.group().isspace() else "value"
         tokens.append(_token(kind, text, end + match.start(), end + match.end()))
-    return tokens
+    return tokens + _comment_tokens(text, span)
+
+
+def _comment_tokens(text: str, span: tuple[int, int] | None) -> list[Token]:
+    """A comment and whatever follows its line (a plain or JSON line is one line)."""
+    if span is None:
+        return []
+    rest = [_token("value", text, span[1], len(text))] if span[1] < len(text) else []
+    return [_token("comment", text, *span), *rest]
 
 
 class _Segments:

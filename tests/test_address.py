@@ -98,7 +98,7 @@ def test_launch_gives_working_qemu_with_vnc_and_spice() -> None:
         assert qemu.spice_port != qemu.vnc_port
         with QmpClient(UnixAddress(qemu.socket_path), timeout=10) as client:
             client.connect()
-            assert client.execute("query-status")["status"] == "running"
+            assert client.execute("query-status")["status"] == "prelaunch"  # -S: no CPU burnt
             vnc = client.execute("query-vnc")
             spice = client.execute("query-spice")
         assert vnc["enabled"] and vnc["service"] == str(qemu.vnc_port)
@@ -111,9 +111,9 @@ def test_launch_gives_working_qemu_with_vnc_and_spice() -> None:
 
 
 def test_extra_args_override_machine() -> None:
-    with launch_qemu(["-M", "pc", "-S"]) as qemu, QmpClient(UnixAddress(qemu.socket_path)) as c:
+    with launch_qemu(["-M", "q35", "-S"]) as qemu, QmpClient(UnixAddress(qemu.socket_path)) as c:
         c.connect()
-        assert c.execute("qom-get", {"path": "/machine", "property": "type"}).startswith("pc-")
+        assert c.execute("qom-get", {"path": "/machine", "property": "type"}).startswith("pc-q35")
         assert c.execute("query-status")["status"] == "prelaunch"
 
 

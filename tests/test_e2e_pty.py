@@ -199,3 +199,21 @@ def test_readme_first_command_launches_a_throwaway_qemu(tmp_path: Path) -> None:
     child.close()
     assert child.exitstatus == 0
     assert not Path(f"/proc/{pid}").exists()  # stopped and reaped by qmpsh, by PID
+
+
+def test_launch_demo_machine_takes_readme_lines_with_comments_at_a_terminal(
+    tmp_path: Path,
+) -> None:
+    """At the prompt of `qmpsh --launch`: a trailing `# comment` is dropped (it used to
+    reach HMP or the parser), and the demo PC has the CD-ROM the README's examples
+    eject (`-machine none` had none); the README test runs the rest."""
+    child = spawn_qmpsh(["--launch"], tmp_path)
+    child.expect(PROMPT)
+    child.send("info status  # paused: the demo PC starts with -S\r")
+    child.expect(r"VM status: paused \(prelaunch\)")
+    child.send("eject device=ide1-cd0 force=true  # the demo CD-ROM\r")
+    child.expect("DEVICE_TRAY_MOVED")
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

@@ -58,8 +58,8 @@ def write_config(tmp_path: Path, text: str) -> Path:
 def test_help_lists_families_and_shell_commands(qemu: Qemu) -> None:
     result = run(qemu.socket, "-c", "help")
     assert result.returncode == 0, result.stderr
-    assert "blockdev:" in result.stdout and "query-status" in result.stdout
-    assert "shell commands:" in result.stdout
+    assert "QMP, block devices and media:" in result.stdout and "query-status" in result.stdout
+    assert result.stdout.startswith("qmpsh's own commands:")
     assert re.search(r"^  wait EVENT", result.stdout, re.M)
 
 
