@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from libvirt_lab import LibvirtLab
 from qemu import Qemu
 from support import private_env, wait_until
 
@@ -277,3 +278,30 @@ def test_a_read_error_reaches_every_reader_at_its_line() -> None:
         assert next(reader) == "query-status"
         with pytest.raises(InputError, match="line 2"):
             next(reader)
+
+
+# -- libvirt:* through the command line ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LibvirtLab]:
+    lab = LibvirtLab()
+    try:
+        yield lab.start()
+    finally:
+        lab.stop()
+
+
+def test_libvirt_star_runs_on_every_running_domain(lab: LibvirtLab, tmp_path: Path) -> None:
+    ours = [lab.create_domain("fan"), lab.create_domain("fan")]
+    done = qmpsh(tmp_path, "libvirt:*", "-c", "query-name", "--quiet")
+    # Other domains on this libvirtd may come and go meanwhile: only ours are asserted.
+    grouped = by_target(json_lines(done.stdout))
+    for name in ours:
+        assert grouped[f"libvirt:{name}"] == [
+            {"target": f"libvirt:{name}", "return": {"name": name}}
+        ]
+    with_uri = qmpsh(tmp_path, "libvirt:*@qemu:///system", "-c", "query-status", "--quiet")
+    assert f"libvirt:{ours[0]}@qemu:///system" in by_target(json_lines(with_uri.stdout))
+    for name in ours:
+        lab.destroy(name)
