@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from qmpsh import __version__
 from qmpsh.errors import (
     EXIT_COMMAND_ERROR,
+    EXIT_CONNECTION,
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
@@ -29,10 +30,13 @@ from qmpsh.errors import (
 )
 
 if TYPE_CHECKING:
+    from qmpsh.commands import Registry
     from qmpsh.config import Config
     from qmpsh.events import EventFilter
     from qmpsh.session import Output, Session
     from qmpsh.settings import Format, Settings, ShellOptions
+    from qmpsh.target_commands import Opener
+    from qmpsh.targets import Targets
 
 EPILOG = """\
 address:
@@ -458,7 +462,11 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
     from qmpsh.monitor import connect, forward_of
 
     config = _load_config(args)
-    session = _open_session(args, config, _event_filter(args, config), address_text, _warn)
+    event_filter = _event_filter(args, config)
+    targets, commands = None, None
+    if not scripted:
+        targets, commands, _ = _shell_targets(args, config, event_filter)
+    session = _open_session(args, config, event_filter, address_text, _warn, commands=commands)
     client = session.client
     with contextlib.ExitStack() as stack:
         outputs = _wire_outputs(args, session, stack)
@@ -467,10 +475,11 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
             stack.callback(forward.close)
         connect(client, wait=args.wait, negotiate=not args.skip_negotiation)
         stack.callback(lambda: session.client.close())  # the client `reconnect` made, if any
-        if scripted:
+        if targets is None:
             status = _run_script(args, session)
         else:
-            status = _run_interactive(session, _shell_options(args, config))
+            _add_targets(targets, [session], outputs, tag_first=False)
+            status = _run_interactive(targets, _shell_options(args, config))
         if args.wait_event:
             status = max(status, _wait_event(args, session))
         return max(status, _output_losses(outputs))
@@ -483,6 +492,8 @@ def _open_session(
     address_text: str,
     notify: Callable[[str], None],
     output: Output | None = None,
+    *,
+    commands: Registry | None = None,
 ) -> Session:
     """A session on ``address_text``, not yet connected; ``notify`` hears the warnings."""
     from qmpsh.events import EventLog
@@ -495,7 +506,11 @@ def _open_session(
     if warning:
         notify(warning)
     session = Session(
-        client, _settings(args, config), output, event_log=EventLog(config.events_capacity)
+        client,
+        _settings(args, config),
+        output,
+        event_log=EventLog(config.events_capacity),
+        commands=commands,
     )
     session.event_filter = event_filter
     return session
@@ -576,8 +591,89 @@ def _run_many(args: argparse.Namespace, names: list[str], scripted: bool) -> int
         return worst([status, _output_losses(writers)])
 
 
+def _shell_targets(
+    args: argparse.Namespace, config: Config, event_filter: EventFilter | None
+) -> tuple[Targets, Registry, Opener]:
+    """The interactive shell's targets (none yet), the registry its sessions share, and
+    how ``connect`` opens one.
+
+    ``connect ADDRESS`` opens a session as the command line opened the first one:
+    the same flags, config and filter, and the same registry.
+    """
+    from qmpsh.monitor import connect
+    from qmpsh.target_commands import shell_registry
+    from qmpsh.targets import Targets, close_session
+
+    targets = Targets()
+
+    def open_target(address: str, notify: Callable[[str], None]) -> Session:
+        session = _open_session(args, config, event_filter, address, notify, commands=registry)
+        try:
+            connect(session.client, negotiate=not args.skip_negotiation)
+        except BaseException:
+            close_session(session)
+            raise
+        return session
+
+    registry = shell_registry(targets, open_target)
+    return targets, registry, open_target
+
+
+def _add_targets(
+    targets: Targets, sessions: list[Session], writers: list[Any], *, tag_first: bool
+) -> None:
+    """Name the sessions (the VM's name, else ``vm``) and add them, the first current.
+
+    --events and transcripts get every target's lines, tagged with its name; the first
+    target of a shell started on one address stays untagged, as it always was.
+    """
+    from qmpsh.target_commands import default_name
+
+    first = sessions[0]
+    for session in sessions:
+        targets.add(targets.name_for(default_name(session)), session)
+    targets.watch(
+        lambda name, session: (
+            None
+            if session is first and not tag_first
+            else _attach_outputs(session, writers, target=name)
+        )
+    )
+
+
 def _shell_on_all(args: argparse.Namespace, names: list[str]) -> int:
-    raise InputError("an interactive shell on several targets is not there yet")
+    """``qmpsh T1 T2`` at a terminal: the shell with every target connected (in parallel)."""
+    import threading
+
+    from qmpsh.targets import worst
+
+    config = _load_config(args)
+    targets, _, opener = _shell_targets(args, config, _event_filter(args, config))
+    found: list[Session | QmpshError | None] = [None] * len(names)
+
+    def open_one(number: int) -> None:
+        try:
+            found[number] = opener(names[number], _warn)
+        except QmpshError as exc:
+            found[number] = exc
+
+    threads = [threading.Thread(target=open_one, args=(n,), daemon=True) for n in range(len(names))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with contextlib.ExitStack() as stack:
+        stack.callback(targets.close)
+        for result in found:
+            if isinstance(result, QmpshError):
+                _report(str(result))
+        sessions = [r for r in found if r is not None and not isinstance(r, QmpshError)]
+        if not sessions:
+            return EXIT_CONNECTION
+        writers = _open_outputs(args, stack)
+        _add_targets(targets, sessions, writers, tag_first=True)
+        status = _run_interactive(targets, _shell_options(args, config))
+        return worst([status, EXIT_CONNECTION if len(sessions) < len(names) else EXIT_OK])
 
 
 def _load_config(args: argparse.Namespace) -> Config:
@@ -796,15 +892,15 @@ def utf8_lines(stream: Iterable[bytes], name: str) -> Iterator[str]:
             ) from None
 
 
-def _run_interactive(session: Session, options: ShellOptions) -> int:
+def _run_interactive(targets: Targets, options: ShellOptions) -> int:
     """The Application at a terminal; the plain loop (no prompt_toolkit) where TERM=dumb."""
     if os.environ.get("TERM") == "dumb":
         from qmpsh.plain import run_plain
 
-        return run_plain(session, options)
+        return run_plain(targets.current, options)
     from qmpsh.ui import run_interactive
 
-    return run_interactive(session, options)
+    return run_interactive(targets.current, options, targets)
 
 
 def _wait_event(args: argparse.Namespace, session: Session) -> int:

@@ -38,7 +38,7 @@ from typing import Any, TextIO, cast
 from qmpsh.errors import QmpshError
 from qmpsh.render import Format, Renderer, compact
 from qmpsh.session import Output
-from qmpsh.targets import worst
+from qmpsh.targets import visible, worst
 
 SCRIPT_WINDOW = 4096  # lines read ahead of the slowest target before reading waits
 OWN_ERROR_CLASS = "qmpsh"  # the error class of failures that did not come from QEMU
@@ -51,11 +51,6 @@ def tagged(target: str, message: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"target": target}
     result.update((key, value) for key, value in message.items() if key != "target")
     return result
-
-
-def visible(name: str) -> str:
-    """A target's name for a header: control characters never reach the terminal raw."""
-    return "".join(c if c.isprintable() else "?" for c in name)
 
 
 class TaggedRenderer(Renderer):
