@@ -248,6 +248,12 @@ class CurrentSession:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._targets.current, name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_targets":
+            object.__setattr__(self, name, value)
+        else:  # `events off`, F2: what is set is the current target's
+            setattr(self._targets.current, name, value)
+
     def add_client_listener(self, callback: Callable[[Any], None]) -> None:
         targets = self._targets
         targets.watch(
