@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from qmpsh import __version__
 from qmpsh.errors import (
@@ -50,6 +50,16 @@ address:
                            (QMPSH_SSH overrides the ssh command, e.g. "ssh -F FILE")
   default: $QMPSH_SOCKET, then $QMP_SOCKET
 
+several targets (or libvirt:*[@URI], every running domain there):
+  with -c, -f or a pipe, each line runs on every target at once, in line order
+  per target; json/raw lines carry "target" ({"target": T, "return": ...}), and
+  qmpsh's own errors are {"target": T, "error": {"class": "qmpsh", ...}}; pretty
+  output shows one block per target under "==> T <=="; --events lines carry
+  "target"; --wait-event waits on each target.  The exit code is the worst of
+  all targets: 3 > 4 > 2 > 1 > 0.  At a terminal: a shell with all of them
+  connected (connect ADDRESS [as NAME], use NAME, @NAME COMMAND, targets,
+  disconnect NAME).
+
 modes:
   at a terminal, qmpsh opens an interactive shell; with -c, -f or a pipe on
   standard input it runs one request per line (blank lines and # comments
@@ -70,6 +80,7 @@ examples:
   qmpsh /tmp/qmp.sock < commands.txt     a script
   qmpsh localhost:4444 --events=ev.jsonl --wait-event SPICE_CONNECTED --timeout 60
   qmpsh ssh://root@vmhost/run/vm1/qmp.sock -c query-status    through your ssh
+  qmpsh libvirt:* -c query-status        every running libvirt domain at once
 """
 
 
@@ -896,8 +907,10 @@ def _run_interactive(targets: Targets, options: ShellOptions) -> int:
     """The Application at a terminal; the plain loop (no prompt_toolkit) where TERM=dumb."""
     if os.environ.get("TERM") == "dumb":
         from qmpsh.plain import run_plain
+        from qmpsh.targets import CurrentSession
 
-        return run_plain(targets.current, options)
+        # Lines go to the current target (`use` switches); only its first one's events show.
+        return run_plain(cast("Session", CurrentSession(targets)), options)
     from qmpsh.ui import run_interactive
 
     return run_interactive(targets.current, options, targets)
