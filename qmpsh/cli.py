@@ -489,6 +489,7 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
         if targets is None:
             status = _run_script(args, session)
         else:
+            stack.callback(targets.close)  # the ones `connect` added, and their ssh forwards
             _add_targets(targets, [session], outputs, tag_first=False)
             status = _run_interactive(targets, _shell_options(args, config))
         if args.wait_event:
@@ -571,11 +572,11 @@ def _run_many(args: argparse.Namespace, names: list[str], scripted: bool) -> int
 
     config = _load_config(args)
     event_filter = _event_filter(args, config)
-    fmt = _settings(args, config)
+    settings = _settings(args, config)  # each target gets its own copy: `format` changes it
     numbered = not (len(args.command) == 1 and not args.file)
     with contextlib.ExitStack() as stack:
         writers = _open_outputs(args, stack)
-        fan = FanOut(names, fmt.fmt, color=fmt.color, width=_terminal_columns())
+        fan = FanOut(names, settings.fmt, color=settings.color, width=_terminal_columns())
         forwards: list[Any] = []  # stopped here too: Ctrl-C leaves the targets' threads behind
         stack.callback(lambda: [forward.close() for forward in list(forwards)])
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any, TextIO, cast
 
-from qmpsh.errors import QmpshError
+from qmpsh.errors import EXIT_CONNECTION, QmpshError
 from qmpsh.render import Format, Renderer, compact
 from qmpsh.session import Output
 from qmpsh.targets import visible, worst
@@ -321,7 +321,7 @@ class FanOut:
             statuses[number] = exc.exit_code
         except Exception as exc:  # a bug must cost one target, not the run
             self.report(name, output, f"internal error: {exc!r}")
-            statuses[number] = 3
+            statuses[number] = EXIT_CONNECTION
         finally:
             shared.close(number)
             for stream in (output.out, output.err):

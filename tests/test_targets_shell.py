@@ -65,6 +65,7 @@ def test_use_connect_at_name_targets_and_disconnect(
         mark = r"\*" if name == "gamma" else " "
         socket = re.escape(machines[name].socket)
         shell.expect(rf"{mark} {name} +{socket} +7\.\d+\.\d+ +running +0")
+    run(shell, "connect /nonexistent/qmp.sock", "error: cannot connect to /nonexistent/qmp.sock")
     run(shell, "use nosuch", "no target named 'nosuch' \\(targets: alpha, beta, gamma\\)")
     run(shell, "disconnect gamma", "disconnected gamma; current: alpha")
     shell.send("query-name\r")
