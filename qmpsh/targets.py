@@ -13,19 +13,21 @@ frontends stand on:
   ``targets``, ``disconnect NAME``): ``add``, ``use``, ``get``, ``remove`` and
   ``current``, the session the prompt's requests go to.
 
-Today the command line makes one session and no container; this is the seam the
-reach work plugs into.  How the rest fits, by design:
+How the rest fits:
 
-- the target commands (``connect``, ``use``, ``targets``, ``disconnect``) are shell
-  commands made by the frontend that owns the container, as closures over it, and
-  added to the registry every session is given (``Registry([*SHELL_COMMANDS.specs(),
-  *target_commands(targets)])``): registries are explicit, so no global changes;
-- ``@NAME CMD`` is the frontend's: it takes the prefix off and runs ``CMD`` with
-  ``targets.get(NAME).run_line``; the prompt shows ``current_name``;
-- with more than one target, output and events are tagged with the target's name:
-  each session renders into an ``Output`` of its own (``Session.run(output=…)``),
-  which the fan-out frontend prefixes, and each session's event log listener adds
-  ``"target"`` before the shared pane and ``--events`` file see the event.
+- fan-out (``fanout``, driven from ``cli``) runs each target's connect and script on
+  a thread of its own rather than through ``fan_out``, so a target starts its script
+  as soon as it is connected; its output is tagged by ``fanout.TaggedRenderer``;
+- the target commands (``target_commands``) are shell commands made by the frontend
+  that owns the container, as closures over it, and added to the registry every
+  session of that shell is given: registries are explicit, so no global changes;
+- ``@NAME CMD`` is the frontend's: ``split_at_target`` takes the prefix off and the
+  rest runs on ``get(NAME)``; the prompt shows ``current_name``;
+- every target keeps its own event log (``wait`` and ``events show N`` stay per
+  target); ``recent_events`` is the one place that merges them for the pane and
+  tags them (``TaggedEvent``) once there is more than one target;
+- what must follow ``use`` (the completer, the lexer, the shell's own state) reads
+  the session through ``CurrentSession``.
 """
 
 from __future__ import annotations
