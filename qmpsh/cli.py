@@ -13,12 +13,14 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from qmpsh import __version__
 from qmpsh.errors import (
     EXIT_COMMAND_ERROR,
+    EXIT_CONNECTION,
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
@@ -28,10 +30,13 @@ from qmpsh.errors import (
 )
 
 if TYPE_CHECKING:
+    from qmpsh.commands import Registry
     from qmpsh.config import Config
     from qmpsh.events import EventFilter
-    from qmpsh.session import Session
+    from qmpsh.session import Output, Session
     from qmpsh.settings import Format, Settings, ShellOptions
+    from qmpsh.target_commands import Opener
+    from qmpsh.targets import Targets
 
 EPILOG = """\
 address:
@@ -47,6 +52,16 @@ address:
                            no greeting, no events); -N also detects one: a socket that
                            sends no QMP greeting but answers the sync is a guest agent
   default: $QMPSH_SOCKET, then $QMP_SOCKET
+
+several targets (or libvirt:*[@URI], every running domain there):
+  with -c, -f or a pipe, each line runs on every target at once, in line order
+  per target; json/raw lines carry "target" ({"target": T, "return": ...}), and
+  qmpsh's own errors are {"target": T, "error": {"class": "qmpsh", ...}}; pretty
+  output shows one block per target under "==> T <=="; --events lines carry
+  "target"; --wait-event waits on each target.  The exit code is the worst of
+  all targets: 3 > 4 > 2 > 1 > 0.  At a terminal: a shell with all of them
+  connected (connect ADDRESS [as NAME], use NAME, @NAME COMMAND, targets,
+  disconnect NAME).
 
 modes:
   at a terminal, qmpsh opens an interactive shell; with -c, -f or a pipe on
@@ -68,6 +83,7 @@ examples:
   qmpsh /tmp/qmp.sock < commands.txt     a script
   qmpsh localhost:4444 --events=ev.jsonl --wait-event SPICE_CONNECTED --timeout 60
   qmpsh ssh://root@vmhost/run/vm1/qmp.sock -c query-status    through your ssh
+  qmpsh libvirt:* -c query-status        every running libvirt domain at once
 """
 
 
@@ -108,8 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "address",
-        nargs="?",
-        help="QMP socket: PATH, unix:PATH, HOST:PORT or ssh://HOST/PATH; or libvirt:DOMAIN",
+        nargs="*",
+        metavar="ADDRESS",
+        help="QMP socket: PATH, unix:PATH, HOST:PORT or ssh://HOST/PATH; or libvirt:DOMAIN; "
+        "several (or libvirt:*) run each line on all of them at once, output tagged",
     )
     p.add_argument("--version", action="version", version=f"qmpsh {__version__}")
     p.add_argument(
@@ -287,6 +305,10 @@ def _dispatch(own: list[str], qemu_args: list[str]) -> int:
     """Parse the options and run the mode they ask for; QmpshError becomes its exit code."""
     parser = build_parser()
     args = parser.parse_args(_events_option(own))
+    args.addresses = list(args.address)  # several: a fan-out (or a shell on all of them)
+    args.address = args.addresses[0] if len(args.addresses) == 1 else None
+    if len(args.addresses) > 1 and (args.list_sockets or args.launch):
+        parser.error("--list-sockets and --launch take at most one address")
     if qemu_args and not args.launch:
         parser.error("arguments after -- are for QEMU and need --launch")
     _install_signal_handlers()
@@ -402,6 +424,8 @@ def _install_signal_handlers() -> None:
 
 def _run(args: argparse.Namespace, qemu_args: list[str]) -> int:
     scripted = bool(args.command or args.file) or not sys.stdin.isatty()
+    if _several(args.addresses):
+        return _run_many(args, _expand_targets(args.addresses, args.timeout), scripted)
     with _target(args, qemu_args) as address_text:
         return _connect_and_run(args, address_text, scripted)
 
@@ -457,25 +481,16 @@ def _signals_deferred() -> Iterator[None]:
 
 
 def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool) -> int:
-    from qmpsh.events import EventLog
     from qmpsh.known_names import check_event_filter
-    from qmpsh.monitor import connect, forward_of, open_monitor
-    from qmpsh.session import Session
+    from qmpsh.monitor import connect, forward_of
 
-    client = open_monitor(
-        address_text,
-        timeout=args.timeout,
-        notify=None if args.quiet else _warn,  # libvirt's taint, said once
-        guest_agent=args.ga,
-        sniff=args.skip_negotiation,  # -N: qmp-shell's way to reach qemu-ga too
-        wait=args.wait,
-    )
-    warning = remote_warning(client.address, quiet=args.quiet)
-    if warning:
-        print(warning, file=sys.stderr)
     config = _load_config(args)
-    session = Session(client, _settings(args, config), event_log=EventLog(config.events_capacity))
-    session.event_filter = _event_filter(args, config)
+    event_filter = _event_filter(args, config)
+    targets, commands = None, None
+    if not scripted:
+        targets, commands, _ = _shell_targets(args, config, event_filter)
+    session = _open_session(args, config, event_filter, address_text, _warn, commands=commands)
+    client = session.client
     with contextlib.ExitStack() as stack:
         outputs = _wire_outputs(args, session, stack)
         forward = forward_of(client)
@@ -485,13 +500,212 @@ def _connect_and_run(args: argparse.Namespace, address_text: str, scripted: bool
         if args.events_filter:  # its event names can only be checked once connected
             check_event_filter(session.event_filter, session.schema)
         stack.callback(lambda: session.client.close())  # the client `reconnect` made, if any
-        if scripted:
+        if targets is None:
             status = _run_script(args, session)
         else:
-            status = _run_interactive(session, _shell_options(args, config))
+            stack.callback(targets.close)  # the ones `connect` added, and their ssh forwards
+            _add_targets(targets, [session], outputs, tag_first=False)
+            status = _run_interactive(targets, _shell_options(args, config))
         if args.wait_event:
             status = max(status, _wait_event(args, session))
         return max(status, _output_losses(outputs))
+
+
+def _open_session(
+    args: argparse.Namespace,
+    config: Config,
+    event_filter: EventFilter | None,
+    address_text: str,
+    notify: Callable[[str], None],
+    output: Output | None = None,
+    *,
+    commands: Registry | None = None,
+) -> Session:
+    """A session on ``address_text``, not yet connected; ``notify`` hears the warnings."""
+    from qmpsh.events import EventLog
+    from qmpsh.monitor import open_monitor
+    from qmpsh.session import Session
+
+    client = open_monitor(
+        address_text,
+        timeout=args.timeout,
+        notify=None if args.quiet else notify,  # libvirt's taint, said once
+        guest_agent=args.ga,
+        sniff=args.skip_negotiation,  # -N: qmp-shell's way to reach qemu-ga too
+        wait=args.wait,
+    )
+    warning = remote_warning(client.address, quiet=args.quiet)
+    if warning:
+        notify(warning)
+    session = Session(
+        client,
+        _settings(args, config),
+        output,
+        event_log=EventLog(config.events_capacity),
+        commands=commands,
+    )
+    session.event_filter = event_filter
+    return session
+
+
+def _several(addresses: Sequence[str]) -> bool:
+    """Several targets (or ``libvirt:*``, however many it finds): output names each one."""
+    from qmpsh.libvirt_address import is_libvirt_address, parse_libvirt_address
+
+    if len(addresses) > 1:
+        return True
+    return any(is_libvirt_address(t) and parse_libvirt_address(t).is_wildcard for t in addresses)
+
+
+def _expand_targets(addresses: Sequence[str], timeout: float) -> list[str]:
+    """The targets' names as given, ``libvirt:*[@URI]`` replaced by its running domains.
+
+    A target named twice (also through a wildcard) runs once; a wildcard that finds
+    no running domain is an error, not a silent success on nothing.
+    """
+    from qmpsh.errors import ConnectError
+    from qmpsh.libvirt_address import is_libvirt_address, parse_libvirt_address, uri_for
+
+    names: list[str] = []
+    for text in addresses:
+        if is_libvirt_address(text) and parse_libvirt_address(text).is_wildcard:
+            from qmpsh.libvirt_targets import expand_libvirt_targets
+
+            found = [str(address) for address in expand_libvirt_targets(text, timeout)]
+            if not found:
+                where = uri_for(parse_libvirt_address(text))
+                raise ConnectError(f"{text}: no running libvirt domain at {where}")
+        else:
+            found = [text]
+        names += [name for name in found if name not in names]
+    return names
+
+
+def _run_many(args: argparse.Namespace, names: list[str], scripted: bool) -> int:
+    """Several targets: the script on all of them at once, or a shell with all connected."""
+    if not scripted:
+        return _shell_on_all(args, names)
+    from qmpsh.fanout import FanOut, renderer_factory
+    from qmpsh.monitor import connect, forward_of
+    from qmpsh.script import run_lines
+    from qmpsh.targets import worst
+
+    config = _load_config(args)
+    event_filter = _event_filter(args, config)
+    settings = _settings(args, config)  # each target gets its own copy: `format` changes it
+    numbered = not (len(args.command) == 1 and not args.file)
+    with contextlib.ExitStack() as stack:
+        writers = _open_outputs(args, stack)
+        fan = FanOut(names, settings.fmt, color=settings.color, width=_terminal_columns())
+        forwards: list[Any] = []  # stopped here too: Ctrl-C leaves the targets' threads behind
+        stack.callback(lambda: [forward.close() for forward in list(forwards)])
+
+        def work(name: str, output: Output, lines: Iterable[str]) -> int:
+            def notify(message: str) -> None:
+                output.err.write(message + "\n")
+
+            session = _open_session(args, config, event_filter, name, notify, output)
+            session.make_renderer = renderer_factory(name)
+            with contextlib.ExitStack() as own:
+                forward = forward_of(session.client)
+                if forward is not None:
+                    forwards.append(forward)
+                    own.callback(forward.close)
+                _attach_outputs(session, writers, target=name)
+                connect(session.client, wait=args.wait, negotiate=not args.skip_negotiation)
+                own.callback(lambda: session.client.close())
+                status = run_lines(session, lines, numbered=numbered)
+                if args.wait_event:
+                    status = worst([status, _wait_event(args, session)])
+                return status
+
+        status = fan.run(work, _script_lines(args, stack))
+        return worst([status, _output_losses(writers)])
+
+
+def _shell_targets(
+    args: argparse.Namespace, config: Config, event_filter: EventFilter | None
+) -> tuple[Targets, Registry, Opener]:
+    """The interactive shell's targets (none yet), the registry its sessions share, and
+    how ``connect`` opens one.
+
+    ``connect ADDRESS`` opens a session as the command line opened the first one:
+    the same flags, config and filter, and the same registry.
+    """
+    from qmpsh.monitor import connect
+    from qmpsh.target_commands import shell_registry
+    from qmpsh.targets import Targets, close_session
+
+    targets = Targets()
+
+    def open_target(address: str, notify: Callable[[str], None]) -> Session:
+        session = _open_session(args, config, event_filter, address, notify, commands=registry)
+        try:
+            connect(session.client, negotiate=not args.skip_negotiation)
+        except BaseException:
+            close_session(session)
+            raise
+        return session
+
+    registry = shell_registry(targets, open_target)
+    return targets, registry, open_target
+
+
+def _add_targets(
+    targets: Targets, sessions: list[Session], writers: list[Any], *, tag_first: bool
+) -> None:
+    """Name the sessions (the VM's name, else ``vm``) and add them, the first current.
+
+    --events and transcripts get every target's lines, tagged with its name; the first
+    target of a shell started on one address stays untagged, as it always was.
+    """
+    from qmpsh.target_commands import default_name
+
+    first = sessions[0]
+    for session in sessions:
+        targets.add(targets.name_for(default_name(session)), session)
+    targets.watch(
+        lambda name, session: (
+            None
+            if session is first and not tag_first
+            else _attach_outputs(session, writers, target=name)
+        )
+    )
+
+
+def _shell_on_all(args: argparse.Namespace, names: list[str]) -> int:
+    """``qmpsh T1 T2`` at a terminal: the shell with every target connected (in parallel)."""
+    import threading
+
+    from qmpsh.targets import worst
+
+    config = _load_config(args)
+    targets, _, opener = _shell_targets(args, config, _event_filter(args, config))
+    found: list[Session | QmpshError | None] = [None] * len(names)
+
+    def open_one(number: int) -> None:
+        try:
+            found[number] = opener(names[number], _warn)
+        except QmpshError as exc:
+            found[number] = exc
+
+    threads = [threading.Thread(target=open_one, args=(n,), daemon=True) for n in range(len(names))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with contextlib.ExitStack() as stack:
+        stack.callback(targets.close)
+        for result in found:
+            if isinstance(result, QmpshError):
+                _report(str(result))
+        sessions = [r for r in found if r is not None and not isinstance(r, QmpshError)]
+        if not sessions:
+            return EXIT_CONNECTION
+        writers = _open_outputs(args, stack)
+        _add_targets(targets, sessions, writers, tag_first=True)
+        status = _run_interactive(targets, _shell_options(args, config))
+        return worst([status, EXIT_CONNECTION if len(sessions) < len(names) else EXIT_OK])
 
 
 def _load_config(args: argparse.Namespace) -> Config:
@@ -603,26 +817,69 @@ def _wire_outputs(
 
     Returns the writers, whose ``loss()`` says at the end what a full disk cost.
     """
+    writers = _open_outputs(args, stack)
+    _attach_outputs(session, writers)
+    return writers
+
+
+def _open_outputs(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[Any]:
+    """The --events writer (first, if any) and the transcripts, open for this run."""
     from qmpsh.events import JsonLinesWriter
 
-    outputs: list[Any] = []
+    writers: list[Any] = []
     if args.events == "":
         raise InputError("--events= needs a file name (a bare --events writes to stderr)")
     if args.events:
         target = sys.stderr if args.events == "-" else args.events
-        writer = stack.enter_context(JsonLinesWriter(target))
-        outputs.append(writer)
-        flt = session.event_filter
-        session.client.add_event_listener(
-            lambda event: writer.write(event) if flt is None or flt.matches(event) else None
-        )
+        writers.append(stack.enter_context(JsonLinesWriter(target)))
     for path in {p for p in (args.transcript, args.logfile) if p}:
         from qmpsh.transcript import Transcript  # only when asked: it costs start-up time
 
-        transcript = stack.enter_context(Transcript(path))
-        outputs.append(transcript)
-        session.client.add_transcript_listener(_redacting(session, transcript.record))
-    return outputs
+        writers.append(stack.enter_context(Transcript(path)))
+    return writers
+
+
+def _attach_outputs(session: Session, writers: list[Any], target: str | None = None) -> None:
+    """Send ``session``'s events and messages to the writers; ``target`` tags each line."""
+    from qmpsh.events import JsonLinesWriter
+
+    for writer in writers:
+        if isinstance(writer, JsonLinesWriter):
+            session.client.add_event_listener(_event_writer(session, writer, target))
+        else:
+            record = writer.record if target is None else partial(writer.record, target=target)
+            session.client.add_transcript_listener(_redacting(session, record))
+
+
+def _event_writer(
+    session: Session, writer: Any, target: str | None
+) -> Callable[[dict[str, Any]], None]:
+    """The --events listener: the session's filter, then one line, tagged when asked."""
+    flt = session.event_filter
+    tag: Callable[[dict[str, Any]], dict[str, Any]] = lambda event: event  # noqa: E731
+    if target is not None:
+        from qmpsh.fanout import tagged
+
+        tag = partial(tagged, target)
+
+    def write(event: dict[str, Any]) -> None:
+        if flt is None or flt.matches(event):
+            writer.write(tag(event))
+
+    return write
+
+
+def _script_lines(args: argparse.Namespace, stack: contextlib.ExitStack) -> Iterable[str]:
+    """The script's lines, from -c, -f or standard input (opened here, read by the caller)."""
+    if args.command:
+        return list(args.command)
+    if args.file:
+        try:
+            fh = stack.enter_context(open(args.file, "rb"))  # noqa: SIM115
+        except OSError as exc:
+            raise InputError(f"cannot read {args.file}: {exc.strerror}") from None
+        return utf8_lines(fh, args.file)
+    return utf8_lines(sys.stdin.buffer, "standard input")
 
 
 def _output_losses(outputs: list[Any]) -> int:
@@ -667,15 +924,17 @@ def utf8_lines(stream: Iterable[bytes], name: str) -> Iterator[str]:
             ) from None
 
 
-def _run_interactive(session: Session, options: ShellOptions) -> int:
+def _run_interactive(targets: Targets, options: ShellOptions) -> int:
     """The Application at a terminal; the plain loop (no prompt_toolkit) where TERM=dumb."""
     if os.environ.get("TERM") == "dumb":
         from qmpsh.plain import run_plain
+        from qmpsh.targets import CurrentSession
 
-        return run_plain(session, options)
+        # Lines go to the current target (`use` switches); only its first one's events show.
+        return run_plain(cast("Session", CurrentSession(targets)), options)
     from qmpsh.ui import run_interactive
 
-    return run_interactive(session, options)
+    return run_interactive(targets.current, options, targets)
 
 
 def _wait_event(args: argparse.Namespace, session: Session) -> int:

@@ -91,6 +91,8 @@ class Session:
         self._schema_failed = False
         self._parsed: dict[tuple[str, bool, frozenset[str]], Request] = {}
         self._renderer: Renderer | None = None  # made from settings.fmt, for _rendering_to
+        # What makes that renderer: a fan-out tags every line with the target's name.
+        self.make_renderer: Callable[..., Renderer] = Renderer
         self._rendering_to: Streams | None = None
         self._client_listeners: list[ClientListener] = []
         # Sequence number of the last event seen before the latest request was sent:
@@ -262,7 +264,7 @@ class Session:
             or renderer.fmt != settings.fmt
             or renderer.color != settings.color
         ):
-            renderer = Renderer(
+            renderer = self.make_renderer(
                 settings.fmt, streams.out, streams.err, color=settings.color, width=streams.width
             )
             self._renderer, self._rendering_to = renderer, streams

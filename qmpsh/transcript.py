@@ -26,9 +26,13 @@ class Transcript:
     def __init__(self, path: str) -> None:
         self._file = OutputFile(path, "transcript")
 
-    def record(self, direction: str, message: dict[str, Any]) -> None:
-        """Write one message; ``direction`` is ``out``, ``in`` or ``event``."""
-        entry = {
+    def record(self, direction: str, message: dict[str, Any], target: str | None = None) -> None:
+        """Write one message; ``direction`` is ``out``, ``in`` or ``event``.
+
+        ``target`` names the target when one transcript records several (a fan-out).
+        """
+        entry: dict[str, Any] = {} if target is None else {"target": target}
+        entry |= {
             "time": datetime.now().astimezone().isoformat(timespec="milliseconds"),
             "dir": direction,
             "msg": redact_message(message) if direction == "out" else message,

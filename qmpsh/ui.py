@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
 from prompt_toolkit.application import Application, run_in_terminal
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
@@ -50,6 +50,7 @@ from qmpsh.request import Request, ShellCommand
 from qmpsh.script import logical_lines
 from qmpsh.settings import ShellOptions
 from qmpsh.style import make_style
+from qmpsh.targets import CurrentSession, TaggedEvent, Targets, split_at_target, visible
 from qmpsh.ui_completer import shell_completer
 from qmpsh.workers import Job, start_job
 
@@ -76,18 +77,29 @@ class ShellUI:
         input: Input | None = None,
         output: Output | None = None,
         stdout: TextIO | None = None,
+        targets: Targets | None = None,
     ) -> None:
-        self.session = session
+        """``targets`` holds every target (``session`` is its current one); without it
+        the shell has ``session`` alone until ``connect`` adds another."""
+        if targets is None:
+            targets = Targets()
+            targets.add("vm", session)
+        self.targets = targets
+        # Everything here reads the current target through this, so `use` needs no rewiring.
+        self.session = cast("Session", CurrentSession(targets))
+        self.several = len(targets) > 1  # once True, the prompt names the current target
         self.options = options if options is not None else ShellOptions()
         self.stdout = stdout if stdout is not None else sys.stdout
         self._reconnect_due = False
         self.job: Job | None = None
         self.confirming: Request | None = None
+        self._confirming_on: Session | None = None  # the target an @NAME line goes to
+        self._job_session: Session | None = None
         self.confirm_text = ""
         self.unseen = 0
         self.schema: Schema | None = None  # set by warm_schema(); the toolbar never waits
         self.status = EXIT_OK
-        self.prompt_text = prompt_text(session)
+        self.prompt_text = self._prompt()
         self._event_lines: list[str] = []  # events waiting to print above the prompt
         self._queued_lines: deque[str] = deque()  # the rest of a pasted block
         self._queue_lock = threading.Lock()
@@ -96,9 +108,7 @@ class ShellUI:
         self._last_event_redraw = 0.0
         self.buffer = self._make_buffer(history)
         self.app = self._make_app(input, output)
-        session.events.add_listener(self._on_event)
-        session.client.add_disconnect_listener(self._on_disconnect)
-        session.add_client_listener(self._on_new_client)
+        targets.watch(self._watch, lambda: self._call_soon(self._follow_target))
 
     # -- construction -------------------------------------------------------------
 
@@ -151,8 +161,9 @@ class ShellUI:
 
         return make_lexer(self.session)
 
-    def pane_events(self, count: int) -> list[LoggedEvent]:
-        return self.session.events.recent(count, self.session.event_filter)
+    def pane_events(self, count: int) -> list[TaggedEvent]:
+        """Every target's newest events, tagged with its name once there are several."""
+        return self.targets.recent_events(count)
 
     def prompt_fragments(self) -> StyleAndTextTuples:
         return [("class:prompt", self.prompt_text)]
@@ -189,32 +200,40 @@ class ShellUI:
     def _run_text(self, text: str) -> None:
         self.print_above(self.prompt_text + text + "\n")
         try:
-            request = self.session.parse(text)
+            name, text = split_at_target(text)
+            session = self.session if name is None else self.targets.get(name)
+            request = session.parse(text)
         except InputError as exc:
             self.print_above(_input_error(exc, text, len(self.prompt_text)))
             return
         if request is None:
             return
-        reason = confirmation(request) if self.session.settings.confirm else None
+        reason = confirmation(request) if session.settings.confirm else None
         if reason is not None:
             self.confirming, self.confirm_text = request, reason
+            self._confirming_on = session
             return
-        self.start(request)
+        self.start(request, session)
 
     def answer(self, yes: bool) -> None:
         """The y/N answer to a confirmation; anything but y keeps QEMU as it is."""
         request, self.confirming = self.confirming, None
         if yes and request is not None:
-            self.start(request)
+            self.start(request, self._confirming_on)
         else:
             self.print_above("not sent\n")
             self.run_queued()
 
-    def start(self, request: Request) -> None:
-        """Run ``request`` on a worker thread; the prompt stays live meanwhile."""
+    def start(self, request: Request, session: Session | None = None) -> None:
+        """Run ``request`` on a worker thread (on the current target unless ``session``
+        is given); the prompt stays live meanwhile."""
         width = self.app.output.get_size().columns
+        self._job_session = session if session is not None else self.targets.current
         self.job = start_job(
-            self.session, request, width, lambda job: self._call_soon(lambda: self._finish(job))
+            self._job_session,
+            request,
+            width,
+            lambda job: self._call_soon(lambda: self._finish(job)),
         )
 
     def cancel(self) -> None:
@@ -223,7 +242,7 @@ class ShellUI:
         job, self.job = self.job, None
         if job is None:
             return
-        self.session.cancel.set()  # a waiting shell command (reconnect) stops too
+        (self._job_session or self.session).cancel.set()  # a waiting `reconnect` stops too
         job.abandon()
         self.print_above(f"^C: stopped waiting for {job.name}; a late reply will be dropped\n")
 
@@ -264,14 +283,35 @@ class ShellUI:
 
     # -- events (called on the client's reader thread) -----------------------------
 
-    def _on_event(self, logged: LoggedEvent) -> None:
-        flt = self.session.event_filter
+    def _watch(self, name: str, session: Session) -> None:
+        """Hear a target's events, losses and reconnects (for each target, once)."""
+        session.events.add_listener(lambda logged: self._on_event(name, session, logged))
+        session.client.add_disconnect_listener(lambda failure: self._on_disconnect(failure, name))
+        session.add_client_listener(self._on_new_client)
+        if len(self.targets) > 1:
+            self.several = True
+
+    def _follow_target(self) -> None:
+        """The current target changed (``connect``, ``use``, ``disconnect``): prompt, schema."""
+        self.prompt_text = self._prompt()
+        self.schema = None
+        self.warm_schema()
+        self.app.invalidate()
+
+    def _prompt(self) -> str:
+        """``(NAME) `` once there are several targets; until then the VM's name or version."""
+        if self.several and self.targets.current_name is not None:
+            return f"({visible(self.targets.current_name)}) "
+        return prompt_text(self.targets.current)
+
+    def _on_event(self, name: str, session: Session, logged: LoggedEvent) -> None:
+        flt = session.event_filter
         if flt is not None and not flt.matches(logged.event):
             return
         if self.pane_shown():
             self._redraw_for_events()
         elif self.session.show_events and not self.pane_fits():
-            self._queue_line(logged)
+            self._queue_line(TaggedEvent(name if len(self.targets) > 1 else None, logged))
         else:
             self.unseen += 1
             self._redraw_for_events()
@@ -309,7 +349,7 @@ class ShellUI:
         self._last_event_redraw = time.monotonic()
         self.app.invalidate()
 
-    def _queue_line(self, logged: LoggedEvent) -> None:
+    def _queue_line(self, logged: TaggedEvent) -> None:
         """Batch lines so a burst of events becomes one print, not thousands."""
         line = _paint(logged, self.session.settings.color)
         with self._queue_lock:
@@ -348,10 +388,19 @@ class ShellUI:
 
     # -- the connection --------------------------------------------------------------
 
-    def _on_disconnect(self, failure: QmpshError) -> None:
-        """The shell stays up: the toolbar says so, and `reconnect` (or --reconnect) heals it."""
+    def _on_disconnect(self, failure: QmpshError, name: str | None = None) -> None:
+        """The shell stays up: the toolbar says so, and `reconnect` (or --reconnect) heals it.
+
+        Another target than the current one only gets a line saying how to heal it.
+        """
 
         def tell() -> None:
+            if name is not None and name not in dict(self.targets):
+                return  # `disconnect NAME` closed it: nothing was lost
+            if name is not None and name != self.targets.current_name:
+                shown = visible(name)
+                self.print_above(f"qmpsh: {shown}: {failure}; `@{shown} reconnect` tries again\n")
+                return
             self.status = EXIT_CONNECTION
             auto = self.options.reconnect
             hint = "reconnecting…" if auto else "type `reconnect` to try again"
@@ -385,21 +434,24 @@ def _input_error(exc: InputError, text: str, indent: int) -> str:
     return " " * (indent + exc.column - 1) + "^\n" + f"error: {exc}\n"
 
 
-def _paint(logged: LoggedEvent, color: bool) -> str:
+def _paint(logged: TaggedEvent, color: bool) -> str:
     line = logged.numbered()
     code = _ANSI.get(severity(logged.event)) if color else None
     return f"{code}{line}\x1b[0m\n" if code else line + "\n"
 
 
-def run_interactive(session: Session, options: ShellOptions) -> int:
+def run_interactive(session: Session, options: ShellOptions, targets: Targets | None = None) -> int:
     """Run the shell until Ctrl-D, ``exit`` or a signal; return the exit code."""
     from qmpsh.config import history_path
     from qmpsh.history import PrivateHistory
 
     history = PrivateHistory(history_path(), options.history_size)
-    ui = ShellUI(session, options, history=history)
+    ui = ShellUI(session, options, history=history, targets=targets)
     if not options.quiet:
         sys.stdout.write(banner(session))
+        if len(ui.targets) > 1:
+            names = ", ".join(visible(name) for name, _ in ui.targets)
+            sys.stdout.write(f"qmpsh: targets {names}; `use NAME` switches, `targets` lists\n")
     ui.warm_schema()
     result = run_app(ui)
     return result if result is not None else ui.status
