@@ -54,6 +54,7 @@ from qmpsh.request import Command, RawJson, Request, ShellCommand, Transaction
 from qmpsh.script import logical_lines
 from qmpsh.session import ExitShell, Session
 from qmpsh.style import make_style
+from qmpsh.visible import visible
 
 WIDE_ENOUGH = 100  # columns below which events print above the prompt instead of a pane
 REDRAW_INTERVAL = 0.05  # event-driven redraws: bursts of thousands/s become 20 redraws/s
@@ -214,11 +215,11 @@ class ShellUI:
             self._run_text(self._queued_lines.popleft())
 
     def _run_text(self, text: str) -> None:
-        self.print_above(self.prompt_text + text + "\n")
+        self.print_above(self.prompt_text + visible(text, newlines=True) + "\n")
         try:
             request = self.session.parse(text)
         except InputError as exc:
-            self.print_above(_input_error(exc, text, len(self.prompt_text)))
+            self.print_above(visible(_input_error(exc, text, len(self.prompt_text)), newlines=True))
             return
         if request is None:
             return
@@ -495,7 +496,7 @@ def _prompt_text(session: Session) -> str:
     except (QmpshError, AttributeError):
         name = None
     if name:
-        return f"({name}) "
+        return f"({visible(str(name))}) "
     return "(qemu {}.{}.{}) ".format(*session.client.version)
 
 
