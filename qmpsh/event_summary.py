@@ -389,7 +389,7 @@ def format_spice_sessions(sessions: Iterable[SpiceSession]) -> list[str]:
             state = "up" if ch.up else "down"
             lock = " 🔒 tls" if ch.tls else ""
             lines.append(f"  {label:<12} {state:<5} {ch.client}{lock}")
-    return lines or ["no SPICE sessions seen"]
+    return [visible(line) for line in lines] or ["no SPICE sessions seen"]
 
 
 _SUMMARIZERS: dict[str, Summarizer] = {

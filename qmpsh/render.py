@@ -34,7 +34,7 @@ BIG_REPLY = 20_000
 # Above this, pygments is too (~1.7 s per MB): the JSON is streamed without colour.
 PLAIN_REPLY = 512 * 1024
 # A list this long is shown as JSON, not as a table rich would have to measure.
-MAX_TABLE_ROWS = 2_000
+MAX_TABLE_ROWS = 500  # rich lays out ~600 rows a second
 # What a terminal width may be, whatever $COLUMNS or the pty says (0 printed nothing).
 MIN_WIDTH, MAX_WIDTH = 20, 10_000
 
