@@ -246,7 +246,7 @@ class Session:
         if query is not None:
             reply = self.send({"execute": query})
             text = None
-            if "return" in reply and self.settings.fmt != "raw":
+            if "return" in reply and self.settings.fmt == "pretty":
                 text = hmp.format_info(words[1], reply["return"])
             if text is not None and words[1] == "spice":
                 text = self._with_spice_sessions(text)
