@@ -7,7 +7,6 @@ mapping lives next to the failure rather than in a table somewhere else.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 EXIT_OK = 0
@@ -20,7 +19,6 @@ EXIT_TIMEOUT = 4
 MAX_SHOWN = 1000
 # C0 and C1 controls (line breaks among them), DEL, and lone surrogates (legal in JSON
 # text, unprintable anywhere): none may reach a terminal as it is.
-_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 class ExitShell(Exception):  # not a QmpshError: how `exit` ends every frontend
@@ -129,11 +127,11 @@ def one_line(text: str) -> str:
     Control characters, line breaks among them, are written as Python escapes
     (``\\n``, ``\\x1b``), as are lone surrogates; beyond ``MAX_SHOWN`` characters it is cut.
     """
+    from qmpsh.visible import visible
+
     if len(text) > MAX_SHOWN:
         text = f"{text[:MAX_SHOWN]}… ({len(text) - MAX_SHOWN} more characters)"
-    if _UNSHOWABLE.search(text) is None:  # nearly always: no copy
-        return text
-    return _UNSHOWABLE.sub(lambda match: ascii(match.group())[1:-1], text)
+    return visible(text)
 
 
 def _as_text(value: Any) -> str:

@@ -4,23 +4,34 @@ QEMU's event data is built for machines (signed SPICE session ids, offsets in by
 RTC offsets in seconds); a person watching a pane needs the few facts that matter,
 so the events people actually watch for get a tailored line and everything else a
 generic, flattened ``key=value`` one.  Pure: no terminal libraries.
+
+Every field is the peer's choice and may hold any JSON value (a string session id,
+``1e400`` as an offset, a list as ``data``): a summary shows what it can and never
+raises, and the finished line goes through ``visible``, so what reaches the pane or
+the scrollback holds no control character.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any, Literal
 
-from qmpsh.spice import CHANNEL_NAMES, channel_name, unsigned32
+from qmpsh.jsontext import compact
+from qmpsh.spice import CHANNEL_NAMES, channel_name, session_id
+from qmpsh.visible import visible
 
 Severity = Literal["error", "warning", "notice", "info"]
 Summarizer = Callable[[dict[str, Any]], str]
 
 DEFAULT_WIDTH = 160
 LOCK = "🔒 tls"
+NO_TIME = "--:--:--.---"  # a stamp that is not a time (QEMU's -1, or a peer's nonsense)
+# A summarizer failing on an odd shape falls back to the generic line; these are what
+# odd shapes raise (1e400 as an int: OverflowError; a list where a dict was: TypeError).
+SHAPE_ERRORS = (LookupError, TypeError, ValueError, AttributeError, ArithmeticError)
 
 SPICE_CHANNEL_NAMES = CHANNEL_NAMES
 
@@ -40,23 +51,43 @@ def summarize(
     event: dict[str, Any], *, caused_by: str | None = None, width: int = DEFAULT_WIDTH
 ) -> str:
     """``HH:MM:SS.mmm NAME summary [← cause]``, one line whatever the event carries."""
-    name = str(event.get("event", "?"))
+    name = event_name(event)
     data = event.get("data")
-    data = data if isinstance(data, dict) else {}
-    summarizer = _SUMMARIZERS.get(name, _generic)
-    try:
-        detail = summarizer(data)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        detail = _generic(data)  # an unexpected shape must never cost the line
+    detail = _tailored(name, data)
+    if detail is None:  # an unexpected shape must never cost the line: the generic one
+        detail = _generic(data, width)
     line = " ".join(part for part in (event_time(event), name, detail) if part)
-    line = _truncate(line.replace("\n", " "), width)
-    return f"{line} ← {caused_by}" if caused_by else line
+    line = _truncate(visible(line.replace("\n", " ")), width)
+    return f"{line} ← {visible(caused_by)}" if caused_by else line
+
+
+def _tailored(name: str, data: Any) -> str | None:
+    """The line written for this kind of event, or None when its data has another shape."""
+    summarizer = _SUMMARIZERS.get(name)
+    if summarizer is None or not isinstance(data, dict):
+        return None
+    try:
+        return summarizer(data)
+    except SHAPE_ERRORS:
+        return None
+
+
+def event_name(event: dict[str, Any]) -> str:
+    """The event's name as text ("?" when missing); a non-string name shows as JSON."""
+    name = event.get("event", "?")
+    return name if isinstance(name, str) else compact(name)
+
+
+def event_data(event: dict[str, Any]) -> dict[str, Any]:
+    """The event's ``data`` when it is an object, else empty: what rules keyed on fields read."""
+    data = event.get("data")
+    return data if isinstance(data, dict) else {}
 
 
 def severity(event: dict[str, Any]) -> Severity:
     """Errors lose data or kill the guest; warnings change its run state; notices are normal."""
     name = event.get("event")
-    data = event.get("data") or {}
+    data = event_data(event)
     if name == "BLOCK_IO_ERROR":
         return "warning" if data.get("action") == "ignore" else "error"
     if name == "BLOCK_JOB_ERROR":
@@ -72,21 +103,29 @@ def severity(event: dict[str, Any]) -> Severity:
 
 
 def event_time(event: dict[str, Any]) -> str:
-    """Local wall time of QEMU's stamp with milliseconds; now, if the event has none."""
+    """Local wall time of QEMU's stamp with milliseconds; now, if the event has none.
+
+    A stamp that is not a time (QEMU's -1 when it could not read the clock, or a
+    peer's ``1e20`` seconds, which no calendar holds) shows as ``--:--:--.---``.
+    """
     stamp = event.get("timestamp")
-    try:
-        seconds = int(stamp["seconds"])  # type: ignore[index]
-        micros = int(stamp["microseconds"])  # type: ignore[index]
-    except (TypeError, KeyError, ValueError):
+    if stamp is None:
         now = time.time()
-        seconds, micros = int(now), int((now % 1) * 1_000_000)
-    if seconds < 0:  # QEMU stamps -1 when it could not read the clock
-        return "--:--:--.---"
-    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{micros // 1000:03d}"
+        return _clock(int(now), int((now % 1) * 1_000_000))
+    try:
+        seconds, micros = int(stamp["seconds"]), int(stamp["microseconds"])
+        return _clock(seconds, micros) if seconds >= 0 else NO_TIME
+    except (*SHAPE_ERRORS, OSError):
+        return NO_TIME
 
 
-def spice_channel_name(channel_type: int) -> str:
-    return channel_name(channel_type, f"type{channel_type}")
+def _clock(seconds: int, micros: int) -> str:
+    millis = min(max(micros, 0), 999_999) // 1000
+    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{millis:03d}"
+
+
+def spice_channel_name(channel_type: Any) -> str:
+    return channel_name(channel_type, f"type{as_text(channel_type)}")
 
 
 def human_size(n: int) -> str:
@@ -131,45 +170,68 @@ def progress(offset: int, length: int) -> str:
 
 def endpoint(part: dict[str, Any], port_key: str = "port") -> str:
     """``host:port``, bracketing IPv6 literals so the port stays readable."""
-    host = str(part.get("host", "?"))
+    host = as_text(part.get("host", "?"))
     if ":" in host:
         host = f"[{host}]"
-    return f"{host}:{part.get(port_key, '?')}"
+    return f"{host}:{as_text(part.get(port_key, '?'))}"
 
 
-def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """Nested dicts become dotted keys, lists keep their index: ``client.host``, ``a.0``."""
-    items: list[tuple[Any, Any]]
-    if isinstance(data, dict):
-        items = list(data.items())
-    elif isinstance(data, list):
-        items = list(enumerate(data))
+def iter_flat(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Leaves as dotted paths: dicts give ``client.host``, lists their index (``a.0``).
+
+    Iterative, one leaf at a time: a peer may nest a thousand levels, or send a
+    million fields of which a summary line needs the first few.
+    """
+    stack: list[tuple[str, Iterator[tuple[Any, Any]]]] = []
+    if isinstance(data, dict | list) and data:
+        stack.append((prefix, _items(data)))
     else:
-        return [(prefix, data)]
-    out: list[tuple[str, Any]] = []
-    for key, value in items:
-        path = f"{prefix}.{key}" if prefix else str(key)
+        yield prefix, data
+    while stack:
+        path, items = stack[-1]
+        item = next(items, None)
+        if item is None:
+            stack.pop()
+            continue
+        key, value = item
+        where = f"{path}.{key}" if path else str(key)
         if isinstance(value, dict | list) and value:
-            out.extend(flatten(value, path))
+            stack.append((where, _items(value)))
         else:
-            out.append((path, value))
-    return out
+            yield where, value
+
+
+def _items(data: dict[str, Any] | list[Any]) -> Iterator[tuple[Any, Any]]:
+    return iter(data.items()) if isinstance(data, dict) else enumerate(data)
 
 
 def as_text(value: Any) -> str:
     """The text form filters compare and lines show: JSON for non-strings, so 1 is "1"."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"))
+    return value if isinstance(value, str) else compact(value)
 
 
 def _shown(value: Any) -> str:
     text = as_text(value)
-    return json.dumps(text) if isinstance(value, str) and (" " in text or not text) else text
+    quote = isinstance(value, str) and (" " in text or not text)
+    return str(encode_basestring(text)) if quote else text
 
 
-def _generic(data: dict[str, Any]) -> str:
-    return " ".join(f"{key}={_shown(value)}" for key, value in flatten(data))
+def _generic(data: Any, width: int = DEFAULT_WIDTH) -> str:
+    """``key=value`` for every leaf, stopping once the line is wider than ``width``.
+
+    Data that is not an object (a peer's string or list) is shown as ``data=…``.
+    """
+    if data is None:
+        return ""
+    parts: list[str] = []
+    length = 0
+    leaves = iter_flat(data) if isinstance(data, dict) else iter_flat(data, "data")
+    for key, value in leaves:
+        parts.append(f"{key}={_shown(value)}")
+        length += len(parts[-1]) + 1
+        if length > width:
+            break
+    return " ".join(parts)
 
 
 def _truncate(text: str, width: int) -> str:
@@ -181,12 +243,12 @@ def _spice(data: dict[str, Any]) -> str:
     route = f"{endpoint(client)} → {endpoint(server)} {client.get('family', '')}".rstrip()
     if "channel-type" not in client:
         return route
-    kind = int(client["channel-type"])
-    parts = [f"{spice_channel_name(kind)}:{client.get('channel-id', 0)}", route]
+    kind = client["channel-type"]
+    parts = [f"{spice_channel_name(kind)}:{as_text(client.get('channel-id', 0))}", route]
     if "connection-id" in client:
-        parts.append(f"session={unsigned32(int(client['connection-id']))}")
+        parts.append(f"session={session_id(client['connection-id'])}")
     if "auth" in server:
-        parts.append(f"auth={server['auth']}")
+        parts.append(f"auth={as_text(server['auth'])}")
     if client.get("tls"):
         parts.append(LOCK)
     return " ".join(parts)
@@ -256,22 +318,27 @@ def _job_status(data: dict[str, Any]) -> str:
 
 @dataclass
 class SpiceChannelState:
-    channel_type: int
-    channel_id: int
+    """One channel as events told it; the numbers are None when the peer sent no number."""
+
+    channel_type: int | None
+    channel_id: int | None
     client: str
     tls: bool
     up: bool
 
     @property
     def name(self) -> str:
-        return spice_channel_name(self.channel_type)
+        return "?" if self.channel_type is None else spice_channel_name(self.channel_type)
 
 
 @dataclass
 class SpiceSession:
-    """The channels one SPICE client opened, keyed by the unsigned session id."""
+    """The channels one SPICE client opened, keyed by the unsigned session id.
 
-    session_id: int
+    QEMU's id is a number; a peer's string id is kept as it came (see ``spice.session_id``).
+    """
+
+    session_id: int | str
     channels: list[SpiceChannelState] = field(default_factory=list)
 
     @property
@@ -281,22 +348,22 @@ class SpiceSession:
 
 def spice_sessions(events: Iterable[dict[str, Any]]) -> list[SpiceSession]:
     """Rebuild sessions from SPICE events; DISCONNECTED carries no session, so match by port."""
-    sessions: dict[int, SpiceSession] = {}
+    sessions: dict[int | str, SpiceSession] = {}
     by_client: dict[str, SpiceChannelState] = {}
     for event in events:
-        name, data = event.get("event"), event.get("data") or {}
-        client = data.get("client")
+        name = event.get("event")
+        client = event_data(event).get("client")
         if not isinstance(client, dict):
             continue
         where = endpoint(client)
         if name == "SPICE_INITIALIZED" and "connection-id" in client:
-            session_id = unsigned32(int(client["connection-id"]))
-            session = sessions.setdefault(session_id, SpiceSession(session_id))
+            key = session_id(client["connection-id"])
+            session = sessions.setdefault(key, SpiceSession(key))
             channel = SpiceChannelState(
-                int(client.get("channel-type", 0)),
-                int(client.get("channel-id", 0)),
+                _number(client.get("channel-type", 0)),
+                _number(client.get("channel-id", 0)),
                 where,
-                bool(client.get("tls")),
+                client.get("tls") is True,
                 True,
             )
             session.channels.append(channel)
@@ -306,6 +373,11 @@ def spice_sessions(events: Iterable[dict[str, Any]]) -> list[SpiceSession]:
     return list(sessions.values())
 
 
+def _number(value: Any) -> int | None:
+    """An int field as an int; None for whatever else a peer put there."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def format_spice_sessions(sessions: Iterable[SpiceSession]) -> list[str]:
     """Lines for ``spice sessions``: a header per session, one indented line per channel."""
     lines: list[str] = []
@@ -313,11 +385,11 @@ def format_spice_sessions(sessions: Iterable[SpiceSession]) -> list[str]:
         total = len(session.channels)
         lines.append(f"session {session.session_id}: {session.up}/{total} channels up")
         for ch in session.channels:
-            label = f"{ch.name}:{ch.channel_id}"
+            label = f"{ch.name}:{'?' if ch.channel_id is None else ch.channel_id}"
             state = "up" if ch.up else "down"
             lock = " 🔒 tls" if ch.tls else ""
             lines.append(f"  {label:<12} {state:<5} {ch.client}{lock}")
-    return lines or ["no SPICE sessions seen"]
+    return [visible(line) for line in lines] or ["no SPICE sessions seen"]
 
 
 _SUMMARIZERS: dict[str, Summarizer] = {

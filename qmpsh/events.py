@@ -29,8 +29,10 @@ from qmpsh.event_summary import (
     SpiceChannelState,
     SpiceSession,
     as_text,
-    flatten,
+    event_data,
+    event_name,
     format_spice_sessions,
+    iter_flat,
     severity,
     spice_sessions,
     summarize,
@@ -98,7 +100,7 @@ def _candidates(data: Any, path: tuple[str, ...]) -> list[Any]:
     if exact is not _MISSING:
         return [exact]
     suffix = "." + ".".join(path)
-    return [value for key, value in flatten(data) if key.endswith(suffix)]
+    return [value for key, value in iter_flat(data) if key.endswith(suffix)]
 
 
 def _lookup(data: Any, path: tuple[str, ...]) -> Any:
@@ -148,7 +150,7 @@ class EventFilter:
         return cls(tuple(include), tuple(exclude), tuple(predicates))
 
     def matches(self, event: dict[str, Any]) -> bool:
-        name = str(event.get("event", "")).upper()
+        name = event_name(event).upper()
         if self.include and not any(fnmatch.fnmatchcase(name, g) for g in self.include):
             return False
         if any(fnmatch.fnmatchcase(name, g) for g in self.exclude):
@@ -204,7 +206,7 @@ class LoggedEvent(NamedTuple):
 
     @property
     def name(self) -> str:
-        return str(self.event.get("event", "?"))
+        return event_name(self.event)
 
     def summary(self) -> str:
         return summarize(self.event, caused_by=self.caused_by)
@@ -224,8 +226,7 @@ class _Pending(NamedTuple):
 
 
 def _expected_effects(event: dict[str, Any]) -> frozenset[str]:
-    data = event.get("data") or {}
-    name, action = event.get("event"), data.get("action")
+    name, action = event.get("event"), event_data(event).get("action")
     if name == "BLOCK_IO_ERROR" and action == "stop":
         return frozenset({"STOP"})
     if name == "WATCHDOG":
@@ -235,12 +236,12 @@ def _expected_effects(event: dict[str, Any]) -> frozenset[str]:
 
 
 def _cause_label(event: dict[str, Any]) -> str:
-    data = event.get("data") or {}
+    data = event_data(event)
     if event.get("event") == "BLOCK_IO_ERROR":
         subject = data.get("device") or data.get("node-name") or "?"
     else:
         subject = data.get("action", "")
-    return f"{event.get('event')} {subject}".strip()
+    return f"{event_name(event)} {as_text(subject)}".strip()
 
 
 class EventLog:
@@ -282,7 +283,7 @@ class EventLog:
 
     def _file(self, event: dict[str, Any]) -> LoggedEvent:
         now = self._clock()
-        name = str(event.get("event", "?"))
+        name = event_name(event)
         self._last_seq += 1
         cause = self._pending.pop(name, None)
         linked = cause is not None and now - cause.since <= FOLLOW_UP_WINDOW

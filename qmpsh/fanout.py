@@ -38,7 +38,8 @@ from typing import Any, TextIO, cast
 from qmpsh.errors import EXIT_CONNECTION, QmpshError
 from qmpsh.render import Format, Renderer, compact
 from qmpsh.session import Output
-from qmpsh.targets import visible, worst
+from qmpsh.targets import worst
+from qmpsh.visible import visible
 
 SCRIPT_WINDOW = 4096  # lines read ahead of the slowest target before reading waits
 OWN_ERROR_CLASS = "qmpsh"  # the error class of failures that did not come from QEMU

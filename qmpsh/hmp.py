@@ -77,7 +77,7 @@ def format_info(sub: str, value: Any) -> str | None:
         return None
     try:
         return formatter(value)
-    except (KeyError, TypeError, AttributeError):
+    except (LookupError, TypeError, AttributeError, ValueError, ArithmeticError):
         # A reply shape this QEMU version did not have: let HMP speak for itself.
         return None
 

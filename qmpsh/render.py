@@ -3,35 +3,43 @@
 One ``Renderer`` serves every frontend.  Scripts use ``json`` or ``raw`` and must start
 fast, so rich is imported only the first time something is printed in ``pretty``.
 Very large replies (``query-qmp-schema`` is ~200 KB) skip rich's JSON highlighter, which
-takes over a second on them, and go through ``json.dumps`` + pygments instead.
+takes over a second on them, and go through pygments instead; beyond ``PLAIN_REPLY``
+even pygments is too slow (a 20 MB reply took 34 s) and the JSON is streamed plain.
+
+Everything here came from QEMU or a guest unless qmpsh wrote it: text goes through
+``visible`` and JSON through ``jsontext``, so the only escape sequences that reach the
+terminal are qmpsh's own colours.
 """
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from qmpsh.errors import CommandError
-from qmpsh.spice import CHANNEL_NAMES, unsigned32
+from qmpsh.errors import CommandError, one_line
+from qmpsh.jsontext import compact, iter_json
+from qmpsh.spice import CHANNEL_NAMES, session_id
+from qmpsh.visible import visible
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
+__all__ = ["BIG_REPLY", "PLAIN_REPLY", "Format", "Renderer", "compact"]
+
 Format = Literal["pretty", "json", "raw"]
 
-# Above this many characters of compact JSON, rich's highlighter is too slow to wait for.
+HMP_COMMAND = "human-monitor-command"
+# Above this many characters of JSON, rich's highlighter is too slow to wait for.
 BIG_REPLY = 20_000
+# Above this, pygments is too (~1.7 s per MB): the JSON is streamed without colour.
+PLAIN_REPLY = 512 * 1024
+# A list this long is shown as JSON, not as a table rich would have to measure.
+MAX_TABLE_ROWS = 500  # rich lays out ~600 rows a second
+# What a terminal width may be, whatever $COLUMNS or the pty says (0 printed nothing).
+MIN_WIDTH, MAX_WIDTH = 20, 10_000
 
 SPICE_CHANNEL_NAMES = CHANNEL_NAMES
-
-
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def compact(value: Any) -> str:
-    """One-line JSON, the form scripts parse line by line."""
-    return _COMPACT.encode(value)  # json.dumps would build this encoder on every call
 
 
 class Renderer:
@@ -56,36 +64,45 @@ class Renderer:
     # -- public -------------------------------------------------------------------------
 
     def reply(self, command: str | None, reply: dict[str, Any]) -> None:
-        """Print one whole wire reply (``{"return": ...}`` or ``{"error": ...}``)."""
+        """Print one whole wire reply (``{"return": ...}`` or ``{"error": ...}``).
+
+        An HMP reply is text in every format but ``raw`` (as qmp-shell prints it):
+        a script reading ``info mtree`` wants the lines, not one quoted JSON string.
+        """
+        value = reply.get("return")
         if self.fmt == "raw":
             _write_line(self.out, compact(reply))
         elif "error" in reply:
             self._command_error(reply)
+        elif command == HMP_COMMAND and isinstance(value, str):
+            self.text(value)
         elif self.fmt == "json":
-            _write_line(self.out, compact(reply.get("return")))
+            _write_line(self.out, compact(value))
         else:
-            self._pretty(command, reply.get("return"))
+            self._pretty(command, value)
 
     def text(self, text: str) -> None:
-        """Plain text such as HMP output: never parsed as markup, one trailing newline."""
+        """Plain text such as HMP output: never parsed as markup, one trailing newline.
+
+        Line breaks stay; every other control character is shown, not obeyed.
+        """
         text = text.replace("\r\n", "\n")
         if text:
-            _write_line(self.out, text.removesuffix("\n"))
+            _write_line(self.out, visible(text.removesuffix("\n"), newlines=True))
 
     def error(self, message: str) -> None:
         """One line ``error: ...`` on the error stream."""
-        self._error_line("error: " + " ".join(message.splitlines()))
+        self._error_line("error: " + one_line(message))
 
     # -- helpers ------------------------------------------------------------------------
 
     def _command_error(self, reply: dict[str, Any]) -> None:
-        text = str(CommandError.from_reply(reply))  # one line, whatever ``error`` holds
-        if self.fmt == "pretty":
-            self._error_line(text)
-        else:
-            self._error_line("error: " + text)
+        """QEMU's ``class: desc`` on one visible line, whatever ``error`` holds."""
+        text = str(CommandError.from_reply(reply))
+        self._error_line(text if self.fmt == "pretty" else "error: " + text)
 
     def _error_line(self, text: str) -> None:
+        """``text`` must already be visible(): here it is only coloured."""
         if self.fmt != "pretty" or not self.color:
             _write_line(self.err, text)
             return
@@ -96,9 +113,6 @@ class Renderer:
     def _pretty(self, command: str | None, value: Any) -> None:
         if value == {}:
             return  # a bare success: silence, as in a shell
-        if isinstance(value, str) and command == "human-monitor-command":
-            self.text(value)
-            return
         renderables = _table_for(command, value)
         if renderables is not None:
             console = self._console()
@@ -108,23 +122,32 @@ class Renderer:
         self._pretty_json(value)
 
     def _pretty_json(self, value: Any) -> None:
-        text = compact(value)
-        if len(text) > BIG_REPLY:
-            self._fast_json(value)
-            return
-        from rich.json import JSON
+        size = _json_size(value, PLAIN_REPLY + 1)
+        if not self.color or size > PLAIN_REPLY:
+            self._plain_json(value)
+        elif size > BIG_REPLY:
+            self._pygments_json(value)
+        else:
+            from rich.highlighter import JSONHighlighter
 
-        self._console().print(JSON(text), soft_wrap=True)
+            text = JSONHighlighter()("".join(iter_json(value, 2)))
+            text.no_wrap, text.overflow = True, None
+            self._console().print(text, soft_wrap=True)
 
-    def _fast_json(self, value: Any) -> None:
-        text = json.dumps(value, indent=2, ensure_ascii=False)
-        if self.color:
-            # No stubs for pygments are installed (types-Pygments is not a dependency).
-            from pygments import highlight  # type: ignore[import-untyped]
-            from pygments.formatters import TerminalFormatter  # type: ignore[import-untyped]
-            from pygments.lexers import JsonLexer  # type: ignore[import-untyped]
+    def _plain_json(self, value: Any) -> None:
+        """Indented JSON in chunks: a 64 MiB reply is never held as one indented string."""
+        for chunk in iter_json(value, 2):
+            self.out.write(chunk)
+        self.out.write("\n")
+        self.out.flush()
 
-            text = highlight(text, JsonLexer(), TerminalFormatter())
+    def _pygments_json(self, value: Any) -> None:
+        # No stubs for pygments are installed (types-Pygments is not a dependency).
+        from pygments import highlight  # type: ignore[import-untyped]
+        from pygments.formatters import TerminalFormatter  # type: ignore[import-untyped]
+        from pygments.lexers import JsonLexer  # type: ignore[import-untyped]
+
+        text = highlight("".join(iter_json(value, 2)), JsonLexer(), TerminalFormatter())
         _write_line(self.out, text.removesuffix("\n"))
 
     def _console(self, *, err: bool = False) -> Console:
@@ -135,17 +158,45 @@ class Renderer:
     def _make_console(self, file: TextIO) -> Console:
         from rich.console import Console
 
+        width = usable_width(self.width)
         if not self.color:
             return Console(
                 file=file,
-                width=self.width,
+                width=width,
                 color_system=None,
                 force_terminal=False,
                 no_color=True,
                 highlight=False,
                 emoji=False,
             )
-        return Console(file=file, width=self.width, force_terminal=True, emoji=False)
+        return Console(file=file, width=width, force_terminal=True, emoji=False)
+
+
+def usable_width(width: int | None) -> int | None:
+    """A width rich can lay out in: ``width`` or ``$COLUMNS`` clamped, else rich's own guess.
+
+    rich takes ``COLUMNS=0`` at its word and prints nothing at all.
+    """
+    if width is None:
+        try:
+            width = int(os.environ.get("COLUMNS", ""))
+        except ValueError:
+            return None  # unset or garbage: rich asks the terminal, or uses 80
+    return min(max(width, MIN_WIDTH), MAX_WIDTH)
+
+
+def _json_size(value: Any, limit: int) -> int:
+    """Length of the value's JSON text, counted only up to ``limit`` (cheap for huge ones)."""
+    size = 0
+    for chunk in iter_json(value):
+        size += len(chunk)
+        if size >= limit:
+            break
+    return size
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else compact(value)
 
 
 def _write_line(stream: TextIO, text: str) -> None:
@@ -162,18 +213,18 @@ Cell = Callable[[dict[str, Any]], Any]
 def _table_for(command: str | None, value: Any) -> list[RenderableType] | None:
     """Renderables for a known query, or None to fall back to JSON (also on odd shapes)."""
     builder = _BUILDERS.get(command or "")
-    if builder is None:
+    if builder is None or (isinstance(value, list) and len(value) > MAX_TABLE_ROWS):
         return None
     try:
         return builder(value)
-    except (KeyError, TypeError, AttributeError, ValueError):
+    except (LookupError, TypeError, AttributeError, ValueError, ArithmeticError):
         return None
 
 
 def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return "" if value is None else str(value)
+    return "" if value is None else _as_text(value)
 
 
 def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> RenderableType:
@@ -186,14 +237,14 @@ def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> RenderableT
         table.add_column(name, overflow="fold")
     for row in rows:
         # Text, not str: a "[tls]" or "json:{...}" cell must not be read as rich markup.
-        table.add_row(*(Text(_cell(v)) for v in row))
+        table.add_row(*(Text(visible(_cell(v))) for v in row))
     return table
 
 
 def _line(text: str, style: str = "") -> RenderableType:
     from rich.text import Text
 
-    return Text(text, style=style)
+    return Text(visible(text), style=style)
 
 
 def _none() -> list[RenderableType]:
@@ -246,25 +297,25 @@ def _spice_channels(channels: list[dict[str, Any]]) -> RenderableType:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for name in ("session", "channel", "type:id", "address", "family", "tls"):
         table.add_column(name)
-    groups: dict[int, list[dict[str, Any]]] = {}
+    groups: dict[int | str, list[dict[str, Any]]] = {}
     for chan in channels:
-        groups.setdefault(unsigned32(chan["connection-id"]), []).append(chan)
+        groups.setdefault(session_id(chan["connection-id"]), []).append(chan)
     for n, (session, members) in enumerate(groups.items()):
         for i, chan in enumerate(members):
             row = _spice_row(session if i == 0 else None, chan)
             last = i == len(members) - 1 and n < len(groups) - 1
-            table.add_row(*(Text(cell) for cell in row), end_section=last)
+            table.add_row(*(Text(visible(cell)) for cell in row), end_section=last)
     return table
 
 
-def _spice_row(session: int | None, chan: dict[str, Any]) -> list[str]:
+def _spice_row(session: int | str | None, chan: dict[str, Any]) -> list[str]:
     kind = chan["channel-type"]
     return [
         _cell(session),
         SPICE_CHANNEL_NAMES.get(kind, "unknown"),
         f"{kind}:{chan['channel-id']}",
         f"{chan['host']}:{chan['port']}",
-        chan["family"],
+        _cell(chan["family"]),
         _cell(chan["tls"]),
     ]
 

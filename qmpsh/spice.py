@@ -6,6 +6,10 @@ renderers need the same translation, so it lives here once.
 
 from __future__ import annotations
 
+from typing import Any
+
+from qmpsh.jsontext import compact
+
 # SPICE's channel numbering (spice-protocol's enum SpiceChannelType).
 CHANNEL_NAMES: dict[int, str] = {
     1: "main",
@@ -27,5 +31,17 @@ def unsigned32(value: int) -> int:
     return value % 2**32
 
 
-def channel_name(channel_type: int, unknown: str = "unknown") -> str:
-    return CHANNEL_NAMES.get(channel_type, unknown)
+def session_id(value: Any) -> int | str:
+    """The session id to show and group by: unsigned when it is a number, as QEMU sends.
+
+    Anything else (a peer that is not QEMU, a string ``connection-id``) is kept as its
+    JSON text, so channels still group by it and a person still sees it.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return unsigned32(value)
+    return value if isinstance(value, str) else compact(value)
+
+
+def channel_name(channel_type: Any, unknown: str = "unknown") -> str:
+    """The name of a channel type; ``unknown`` for numbers SPICE has not named (or non-numbers)."""
+    return CHANNEL_NAMES.get(channel_type, unknown) if isinstance(channel_type, int) else unknown

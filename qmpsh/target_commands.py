@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from qmpsh.commands import Registry, ShellCommandSpec
 from qmpsh.errors import EXIT_OK, InputError, QmpshError
-from qmpsh.targets import NAME, Targets, visible
+from qmpsh.targets import NAME, Targets
+from qmpsh.visible import visible
 
 if TYPE_CHECKING:
     from qmpsh.render import Renderer

@@ -46,6 +46,7 @@ from qmpsh.errors import (
     InputError,
     QmpshError,
 )
+from qmpsh.visible import visible
 
 if TYPE_CHECKING:
     from qmpsh.events import LoggedEvent
@@ -57,11 +58,6 @@ _SEVERITY = (EXIT_OK, EXIT_COMMAND_ERROR, EXIT_USAGE, EXIT_TIMEOUT, EXIT_CONNECT
 Work = Callable[[str, "Session"], int]
 AddedListener = Callable[[str, "Session"], None]
 NAME = re.compile(r"[\w.:-]+")  # what `connect … as NAME` accepts: one word, no '@'
-
-
-def visible(name: str) -> str:
-    """A target's name for the terminal: control characters never reach it raw."""
-    return "".join(c if c.isprintable() else "?" for c in name)
 
 
 def split_at_target(text: str) -> tuple[str | None, str]:

@@ -50,7 +50,7 @@ from qmpsh.request import Request, ShellCommand
 from qmpsh.script import logical_lines
 from qmpsh.settings import ShellOptions
 from qmpsh.style import make_style
-from qmpsh.targets import CurrentSession, TaggedEvent, Targets, split_at_target, visible
+from qmpsh.targets import CurrentSession, TaggedEvent, Targets, split_at_target
 from qmpsh.ui_completer import shell_completer
 from qmpsh.workers import Job, start_job
 
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from qmpsh.monitor import Monitor
     from qmpsh.schema import Schema
     from qmpsh.session import Session
+from qmpsh.visible import visible
 
 WIDE_ENOUGH = 100  # columns below which events print above the prompt instead of a pane
 REDRAW_INTERVAL = 0.05  # event-driven redraws: bursts of thousands/s become 20 redraws/s
@@ -198,13 +199,13 @@ class ShellUI:
             self._run_text(self._queued_lines.popleft())
 
     def _run_text(self, text: str) -> None:
-        self.print_above(self.prompt_text + text + "\n")
+        self.print_above(self.prompt_text + visible(text, newlines=True) + "\n")
         try:
             name, text = split_at_target(text)
             session = self.session if name is None else self.targets.get(name)
             request = session.parse(text)
         except InputError as exc:
-            self.print_above(_input_error(exc, text, len(self.prompt_text)))
+            self.print_above(visible(_input_error(exc, text, len(self.prompt_text)), newlines=True))
             return
         if request is None:
             return
