@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from qmpsh.errors import QmpshError
+from qmpsh.visible import visible
 
 if TYPE_CHECKING:
     from qmpsh.session import Session
@@ -33,7 +34,7 @@ def prompt_text(session: Session) -> str:
     except (QmpshError, AttributeError):  # no such query, or not an object
         name = None
     if name:
-        return f"({name}) "
+        return f"({visible(str(name))}) "  # the guest's -name: shown, never obeyed
     return f"(qemu {major}.{minor}.{micro}) "
 
 

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from qmpsh.errors import CommandError, one_line
+from qmpsh.errors import CommandError
 from qmpsh.jsontext import compact, iter_json
 from qmpsh.spice import CHANNEL_NAMES, session_id
 from qmpsh.visible import visible
@@ -92,7 +92,7 @@ class Renderer:
 
     def error(self, message: str) -> None:
         """One line ``error: ...`` on the error stream."""
-        self._error_line("error: " + one_line(message))
+        self._error_line("error: " + _one_line(message))
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -197,6 +197,11 @@ def _json_size(value: Any, limit: int) -> int:
 
 def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else compact(value)
+
+
+def _one_line(text: str) -> str:
+    """qmpsh's own message, visible and on one line: its line breaks become spaces."""
+    return " ".join(visible(text, newlines=True).splitlines())
 
 
 def _write_line(stream: TextIO, text: str) -> None:

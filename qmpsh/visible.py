@@ -65,8 +65,14 @@ UNSAFE = re.compile(f"[{_char_class(_RANGES)}]")
 _UNSAFE_BUT_NEWLINE = re.compile(f"(?!\n)[{_char_class(_RANGES)}]")
 
 
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}  # as Python's ascii() writes them
+
+
 def _python_escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
+    char = match.group()
+    if char in _SHORT:
+        return _SHORT[char]
+    code = ord(char)
     if code < 0x100:
         return f"\\x{code:02x}"
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

@@ -210,10 +210,17 @@ def schema_entries() -> list[dict[str, Any]]:
     return [*events, {"name": "0", "meta-type": "object", "members": []}]
 
 
+def within_wire_depth(event: dict[str, Any]) -> bool:
+    """What the client takes: deeper than wire.MAX_DEPTH is not QMP and disconnects."""
+    from qmpsh.wire import MAX_DEPTH, nests_deeper_than
+
+    return not nests_deeper_than({"timestamp": STAMP, **event}, MAX_DEPTH)
+
+
 def serve_malformed(conn: FakeConnection) -> None:
-    """Handshake, every malformed event, then an empty success for anything asked."""
+    """Handshake, every malformed event the wire admits, then an empty success for the rest."""
     conn.handshake()
-    for event in MALFORMED:
+    for event in filter(within_wire_depth, MALFORMED):
         wire = {"timestamp": STAMP, **event}
         conn.send_raw(json.dumps(wire, allow_nan=True).replace("Infinity", "1e400").encode())
         conn.send_raw(b"\n")

@@ -24,7 +24,7 @@ def test_every_control_format_separator_and_surrogate_is_unsafe() -> None:
 
 def test_text_form_shows_escapes_and_keeps_newlines_only_when_asked() -> None:
     text = "vm\x1b]2;PWNED\x07\u202e\r\n\ud800\x9b\U000e0041"
-    assert visible(text) == "vm\\x1b]2;PWNED\\x07\\u202e\\x0d\\x0a\\ud800\\x9b\\U000e0041"
+    assert visible(text) == "vm\\x1b]2;PWNED\\x07\\u202e\\r\\n\\ud800\\x9b\\U000e0041"
     assert visible(text, newlines=True).split("\n")[1] == "\\ud800\\x9b\\U000e0041"
     assert visible("plain café 🔒") == "plain café 🔒"
 
