@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the unix sockets found in the current directory and $XDG_RUNTIME_DIR, "
         "then the local libvirtd's running domains as libvirt:NAME (with the libvirt "
-        "extra), one per line, and exit; with an address "
+        "extra; QMPSH_LIBVIRT_LIST=no leaves them out), one per line, and exit; with an address "
         "ssh://[USER@]HOST[:PORT], the sockets on that host (home directory for the current one)",
     )
     return p

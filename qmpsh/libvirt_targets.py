@@ -20,6 +20,9 @@ INSTALL_HINT = "pip install 'qmpsh[libvirt]'"
 MAX_MESSAGE_SHOWN = 300
 LIST_WAIT = 2.0  # --list-sockets gives a local libvirtd this long to list its domains
 # The system libvirtd's read-only sockets: monolithic libvirtd, or the modular virtqemud.
+# QMPSH_LIBVIRT_LIST=no leaves libvirt out of --list-sockets (and so out of the shells'
+# Tab completion, which runs it): for hosts whose libvirtd is slow, or none of ours.
+LIST_SWITCH = "QMPSH_LIBVIRT_LIST"
 SYSTEM_SOCKETS = ("/run/libvirt/libvirt-sock-ro", "/run/libvirt/virtqemud-sock-ro")
 
 
@@ -99,7 +102,7 @@ def local_libvirt_targets(timeout: float = LIST_WAIT) -> list[str]:
     start a daemon (``qemu:///session`` would start one, so only the system one is asked,
     read-only).  Names are ``libvirt:NAME`` when that already means the system URI.
     """
-    if not any(_is_socket(path) for path in SYSTEM_SOCKETS):
+    if os.environ.get(LIST_SWITCH) == "no" or not any(map(_is_socket, SYSTEM_SOCKETS)):
         return []
     try:
         names = list_running_domains(SYSTEM_URI, timeout, read_only=True)

@@ -74,6 +74,7 @@ def shell_env(bin_dir: Path, place: Path) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT)
     env["XDG_RUNTIME_DIR"] = str(place / "run")
     env["HOME"] = str(place)
+    env["QMPSH_LIBVIRT_LIST"] = "no"  # the host's libvirt domains are not this test's
     return env
 
 
