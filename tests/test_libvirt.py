@@ -365,6 +365,7 @@ def test_interactive_shell_shows_events_and_survives_the_domain(
         child.sendline("query-status")
         child.expect(r"status\W+running")
         assert TAINT not in child.before  # said once, at the first connection only
+        child.expect_exact(f"({name}) ")  # the prompt is back: Ctrl-D now reaches qmpsh
         child.sendcontrol("d")
         child.expect(pexpect.EOF)
     finally:
