@@ -37,9 +37,9 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qmpsh import wire
 from qmpsh.client import (
@@ -64,6 +64,9 @@ from qmpsh.errors import (
 from qmpsh.libvirt_address import LibvirtAddress, uri_for
 from qmpsh.libvirt_targets import import_libvirt, one_line
 from qmpsh.monitor import Capabilities
+
+if TYPE_CHECKING:
+    from qmpsh.fds import PassedFile
 
 RETRY_INTERVAL = 0.1
 CLOSE_WAIT = 2.0  # close() waits this long for libvirt to let go; a hung libvirtd is left
@@ -301,8 +304,10 @@ class LibvirtMonitor:
 
     # -- sending -----------------------------------------------------------------
 
-    def submit(self, message: dict[str, Any]) -> PendingReply:
-        """Queue ``message`` for the worker and return at once."""
+    def submit(self, message: dict[str, Any], *, fds: Sequence[PassedFile] = ()) -> PendingReply:
+        """Queue ``message`` for the worker and return at once (``fds`` are refused)."""
+        if fds:
+            raise InputError(f"{self.address}: qmpsh cannot pass file descriptors through libvirt")
         pending = PendingReply("", _command_name(message), auto_id=False)
         with self._lock:
             self._raise_if_failed()
@@ -318,10 +323,14 @@ class LibvirtMonitor:
         return pending
 
     def execute_message(
-        self, message: dict[str, Any], *, timeout: float | None = None
+        self,
+        message: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        fds: Sequence[PassedFile] = (),
     ) -> dict[str, Any]:
         """Send a whole QMP message and return the whole reply (``return`` or ``error``)."""
-        pending = self.submit(message)
+        pending = self.submit(message, fds=fds)
         limit = self.timeout if timeout is None else timeout
         try:
             return pending.result(limit)
