@@ -17,11 +17,11 @@ import os
 from typing import NamedTuple
 
 from qmpsh.errors import InputError
-from qmpsh.literals import shown
 from qmpsh.request import Argument, Command
 
 FD_COMMANDS = frozenset({"getfd", "add-fd"})
 FILE_KEY = "file"
+SHOWN_PATH = 120  # a longer path is shown by its end, where the file's name is
 # Errors after which a read-only descriptor may still be had.
 _READ_ONLY_WILL_DO = frozenset(
     {errno.EACCES, errno.EPERM, errno.EROFS, errno.EISDIR, errno.ETXTBSY}
@@ -68,7 +68,7 @@ def open_passed(argument: Argument) -> PassedFile:
             fd = os.open(path, os.O_RDONLY | flags)
     except OSError as e:
         reason = e.strerror or type(e).__name__
-        raise InputError(f"file={shown(path)}: {reason}", argument.value_column) from None
+        raise InputError(f"file={_shown_path(path)}: {reason}", argument.value_column) from None
     return PassedFile(path, fd)
 
 
@@ -76,3 +76,8 @@ def close_passed(files: tuple[PassedFile, ...]) -> None:
     """Close our copies: QEMU holds its own once the message is sent."""
     for passed in files:
         os.close(passed.fd)
+
+
+def _shown_path(path: str) -> str:
+    """``path`` quoted (control characters escaped) for a one-line message."""
+    return repr(path) if len(path) <= SHOWN_PATH else repr("…" + path[-SHOWN_PATH:])

@@ -102,6 +102,10 @@ def _overview(session: Session) -> str:
             lines.append(f"  {spec.usage:<{USAGE_COLUMN}} {spec.summary}")
         else:  # a long usage gets its own line rather than pushing the summary off
             lines += [f"  {spec.usage}", f"  {'':<{USAGE_COLUMN}} {spec.summary}"]
+    lines.append("prefixes:")
+    lines.append(
+        f"  {'oob COMMAND [key=value …]':<{USAGE_COLUMN}} send as exec-oob (allow-oob only)"
+    )
     lines.append("`help NAME` or `NAME?` describes a command or an event.")
     return "\n".join(lines)
 
