@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from libvirt_lab import LibvirtLab
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from qemu import Qemu, RawMonitor, free_port
@@ -251,3 +252,40 @@ def test_completion_offers_file_and_local_paths_for_fd_commands(
     (tmp_path / "disk-a.img").touch()
     (tmp_path / "disk-b.img").touch()
     assert sorted(offered(completer, f"add-fd file={tmp_path}/disk-")) == ["a.img", "b.img"]
+
+
+# -- libvirt: qemuMonitorCommandWithFiles, and no oob ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def libvirt_domain() -> Iterator[str]:
+    lab = LibvirtLab()
+    try:
+        lab.start()
+        yield lab.create_domain("fds")
+    finally:
+        lab.stop()
+
+
+def test_libvirt_passes_fds_and_refuses_oob(
+    libvirt_domain: str, tmp_path: Path, image: Path
+) -> None:
+    log = tmp_path / "t.jsonl"
+    script = "\n".join(
+        [
+            f"getfd fdname=viavirt file={image}",
+            "closefd fdname=viavirt",
+            "closefd fdname=viavirt",  # gone now: QEMU's own "not found"
+            "oob query-yank",
+        ]
+    )
+    result = qmpsh(tmp_path, f"libvirt:{libvirt_domain}", "-q", "-l", str(log), stdin=script)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.splitlines() == ["{}", "{}"]
+    not_found, refused = result.stderr.splitlines()
+    assert not_found == "error: GenericError: File descriptor named 'viavirt' not found"
+    assert refused.startswith("error: line 4, col 5: oob: libvirt:") and "out-of-band" in refused
+    entries = transcript(log)
+    getfd = next(m for m in sent(entries) if m.get("execute") == "getfd")
+    assert entries[entries.index(("out", getfd)) - 1] == ("fd", {"file": str(image)})
+    assert not [m for m in sent(entries) if "exec-oob" in m]
