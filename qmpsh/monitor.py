@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from qmpsh.ssh_tunnel import SshForward
 
 EventListener = Callable[[dict[str, Any]], None]
-TranscriptListener = Callable[[str, dict[str, Any]], None]  # ("out"|"in"|"event", message)
+# ("out"|"in"|"event"|"fd", message); "fd" ({"file": PATH}) precedes the "out" it went with
+TranscriptListener = Callable[[str, dict[str, Any]], None]
 DisconnectListener = Callable[["QmpshError"], None]
 
 

@@ -27,7 +27,11 @@ class Transcript:
         self._file = OutputFile(path, "transcript")
 
     def record(self, direction: str, message: dict[str, Any]) -> None:
-        """Write one message; ``direction`` is ``out``, ``in`` or ``event``."""
+        """Write one message; ``direction`` is ``out``, ``in``, ``event`` or ``fd``.
+
+        An ``fd`` entry (``{"file": PATH}``) names a file whose descriptor went with
+        the ``out`` message right after it; QEMU saw only the descriptor.
+        """
         entry = {
             "time": datetime.now().astimezone().isoformat(timespec="milliseconds"),
             "dir": direction,
