@@ -61,6 +61,9 @@ def show_help(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
         return EXIT_OK
     schema = session.schema
     lines = schema.help_lines(name, _given(argv[1:])) if schema is not None else []
+    if not lines and name == "oob":
+        oob = ", ".join(schema.oob_command_names()) if schema is not None else "none known"
+        lines = ["oob COMMAND [key=value …]", f"  send COMMAND as exec-oob; these allow it: {oob}"]
     if not lines:
         raise InputError(f"no command or event named '{name}'")
     out.text("\n".join(lines))

@@ -289,3 +289,11 @@ def test_libvirt_passes_fds_and_refuses_oob(
     getfd = next(m for m in sent(entries) if m.get("execute") == "getfd")
     assert entries[entries.index(("out", getfd)) - 1] == ("fd", {"file": str(image)})
     assert not [m for m in sent(entries) if "exec-oob" in m]
+
+
+def test_help_explains_oob_and_file(qemu: Qemu, tmp_path: Path) -> None:
+    result = qmpsh(tmp_path, qemu.socket, "-c", "oob?", "-c", "help getfd", "-c", "help")
+    assert result.returncode == 0, result.stderr
+    assert f"these allow it: {', '.join(OOB_COMMANDS)}" in result.stdout
+    assert "file=PATH (qmpsh's)" in result.stdout
+    assert "oob COMMAND [key=value …]" in result.stdout.split("shell commands:")[-1]
