@@ -36,6 +36,7 @@ this client added (``"qmpsh-N"``) are removed; ids the user gave are kept.
 
 from __future__ import annotations
 
+import array
 import copy
 import errno
 import json
@@ -46,11 +47,11 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from itertools import count
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qmpsh import wire
 from qmpsh.address import Address, UnixAddress
@@ -64,6 +65,9 @@ from qmpsh.errors import (
     QmpshError,
 )
 from qmpsh.monitor import Capabilities
+
+if TYPE_CHECKING:
+    from qmpsh.fds import PassedFile
 
 MAX_LINE = 64 * 1024 * 1024  # one message larger than this is not QMP, it is a runaway peer
 MAX_STRAY_LINES = 100  # non-greeting lines tolerated before the greeting
@@ -326,14 +330,16 @@ class QmpClient:
 
     # -- sending -----------------------------------------------------------------
 
-    def submit(self, message: dict[str, Any]) -> PendingReply:
-        """Send ``message`` and return without waiting.
+    def submit(self, message: dict[str, Any], *, fds: Sequence[PassedFile] = ()) -> PendingReply:
+        """Send ``message`` (with ``fds`` as SCM_RIGHTS) and return without waiting.
 
         A request alone on the wire goes without an id: QEMU answers in order, an
         id-less reply is filed to the oldest pending request, and QEMU itself takes
         about 50 µs longer per command that carries an id (a third of a lock-step
         script's time).  As soon as another request is in flight, ours get ids.
         """
+        if fds and not self.capabilities.fd_passing:
+            raise InputError(f"{self.address} cannot take file descriptors (unix sockets only)")
         auto_id = "id" not in message
         id_value = f"qmpsh-{next(self._ids)}" if auto_id else message["id"]
         pending = PendingReply(_id_key(id_value), _command_name(message), auto_id)
@@ -346,14 +352,18 @@ class QmpClient:
             self._pending[pending.key] = pending
         if auto_id and not alone:
             message = {**message, "id": id_value}
-        self._send(message)
+        self._send(message, fds)
         return pending
 
     def execute_message(
-        self, message: dict[str, Any], *, timeout: float | None = None
+        self,
+        message: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        fds: Sequence[PassedFile] = (),
     ) -> dict[str, Any]:
         """Send a whole QMP message and return the whole reply (``return`` or ``error``)."""
-        pending = self.submit(message)
+        pending = self.submit(message, fds=fds)
         limit = self.timeout if timeout is None else timeout
         deadline = None if math.isinf(limit) else time.monotonic() + limit
         try:
@@ -376,15 +386,26 @@ class QmpClient:
             raise CommandError.from_reply(reply)
         return reply.get("return")
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, message: dict[str, Any], fds: Sequence[PassedFile] = ()) -> None:
+        """Write one message; ``fds`` ride on the ``sendmsg`` that carries its first byte.
+
+        The transcript notes each passed file (``"dir": "fd"``) just before the message.
+        """
         data = json.dumps(message).encode() + b"\n"
         sock = self._sock
+        for passed in fds:
+            self._tell_transcript("fd", {"file": passed.path})
         self._tell_transcript("out", message)
         try:
             with self._send_lock:
                 if sock is None:
                     raise OSError("not connected")
-                sock.sendall(data)
+                if fds:
+                    rights = array.array("i", (passed.fd for passed in fds))
+                    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)]
+                    data = data[sock.sendmsg([data], ancillary) :]
+                if data:
+                    sock.sendall(data)
         except OSError as e:
             self._fail(self._lost(e.strerror or str(e)))
 

@@ -16,10 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion, ThreadedCompleter
+from prompt_toolkit.completion import (
+    CompleteEvent,
+    Completer,
+    Completion,
+    PathCompleter,
+    ThreadedCompleter,
+)
 from prompt_toolkit.document import Document
 
 from qmpsh import hmp
+from qmpsh.fds import FD_COMMANDS, FILE_KEY
 from qmpsh.live_values import QOM_PATH_COMMANDS, LiveValues
 from qmpsh.name_sources import names_for
 from qmpsh.schema import IndexFollower, Member, Schema, SchemaIndex, TypeRef, dig, takes_any_key
@@ -103,7 +110,12 @@ class QmpCompleter(Completer):
             names: Sequence[str] = sorted(index.schema.actions) if index else ()
             yield from _offer(ctx.word, names, lambda _: "action")
             return
+        if ctx.oob:  # after `oob `: only what the schema lets run out of band
+            oob_names = index.schema.oob_command_names() if index else []
+            yield from _offer(ctx.word, oob_names, lambda _: "out-of-band")
+            return
         labels = {word: _shell_label(word) for word in self._syntax().shell_words}
+        labels["oob"] = "prefix: run a command out of band"
         if index is not None:
             labels.update(index.labels)
         elif self._live is not None:  # no schema (qemu-ga, an old QEMU): ask the server
@@ -133,6 +145,8 @@ class QmpCompleter(Completer):
         pairs = [(m.name, _member_label(index.schema, m)) for m in _best_first(free)]
         if takes_any_key(ctx.command) and not ctx.in_transaction and not parents:
             pairs += self._device_properties(ctx.given, {m.name for m in members})
+        if ctx.command in FD_COMMANDS and not parents and FILE_KEY not in given:
+            pairs.append((FILE_KEY, "path (qmpsh passes its fd)"))
         return pairs
 
     def _device_properties(
@@ -145,6 +159,9 @@ class QmpCompleter(Completer):
         return [(n, t) for n, t in props if n not in given and n not in taken]
 
     def _values(self, ctx: Context) -> Iterator[Completion]:
+        if ctx.command in FD_COMMANDS and ctx.key_path == (FILE_KEY,):
+            yield from _LOCAL_PATHS.get_completions(Document(ctx.word), CompleteEvent())
+            return
         index = self.index()
         if index is None or ctx.command is None:
             return
@@ -198,6 +215,9 @@ class QmpCompleter(Completer):
         names = self._live.hmp_commands() if self._live else []
         yield from _offer(ctx.word, names, lambda _: "hmp")
 
+
+# ``file=`` of getfd/add-fd: files on this machine, as typed (no ``~``: it is not expanded).
+_LOCAL_PATHS = PathCompleter()
 
 _MATCHERS: dict[str, Callable[[QmpCompleter, Context], Iterator[Completion]]] = {
     "command": QmpCompleter._commands,

@@ -30,13 +30,17 @@ import os
 import re
 import threading
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from qmpsh import wire
 from qmpsh.address import Address
 from qmpsh.client import PendingReply, QmpClient, _fresh
 from qmpsh.errors import CommandError, CommandTimeout, ConnectError, ProtocolError, QmpshError
 from qmpsh.monitor import Capabilities
+
+if TYPE_CHECKING:
+    from qmpsh.fds import PassedFile
 
 SENTINEL = b"\xff"
 SYNC = "guest-sync-delimited"
@@ -123,7 +127,7 @@ class GuestAgent(QmpClient):
 
     # -- sending -----------------------------------------------------------------
 
-    def submit(self, message: dict[str, Any]) -> PendingReply:
+    def submit(self, message: dict[str, Any], *, fds: Sequence[PassedFile] = ()) -> PendingReply:
         """Send ``message``; first resynchronise if a request was abandoned since the last sync.
 
         That round trip makes this call wait (up to ``timeout``), once per abandonment.
@@ -138,7 +142,7 @@ class GuestAgent(QmpClient):
                         f"no answer to {SYNC} within {self.timeout:g} s while resynchronising "
                         f"with the guest agent; {name!s:.60} was not sent"
                     ) from None
-            pending = super().submit(message)
+            pending = super().submit(message, fds=fds)  # refused: no fd_passing
             self._sent.append(pending)
         return pending
 

@@ -113,6 +113,7 @@ SYNTAX_WORDS: tuple[tuple[str, str], ...] = (
     ("info WHAT", "HMP's `info`, answered from QMP where qmpsh can (`help info`)"),
     ("hmp LINE", "any human-monitor command line, passed through (`help hmp`)"),
     ("NAME?", "the same as `help NAME`"),
+    ("oob COMMAND [key=value …]", "send as exec-oob (allow-oob commands only; `help oob`)"),
 )
 
 

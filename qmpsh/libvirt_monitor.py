@@ -30,16 +30,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import functools
 import json
 import math
+import os
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qmpsh import wire
 from qmpsh.client import (
@@ -64,6 +66,9 @@ from qmpsh.errors import (
 from qmpsh.libvirt_address import LibvirtAddress, uri_for
 from qmpsh.libvirt_targets import import_libvirt, one_line
 from qmpsh.monitor import Capabilities
+
+if TYPE_CHECKING:
+    from qmpsh.fds import PassedFile
 
 RETRY_INTERVAL = 0.1
 CLOSE_WAIT = 2.0  # close() waits this long for libvirt to let go; a hung libvirtd is left
@@ -117,9 +122,9 @@ class LibvirtMonitor:
         self.package = ""
         self.notes: deque[str] = deque(maxlen=MAX_NOTES)
         self.negotiates = True  # kept for reconnect; libvirt negotiates, never qmpsh
-        # libvirt sends qmp_capabilities itself (without oob); fds would need
-        # qemuMonitorCommandWithFiles, which qmpsh does not use yet.
-        self.capabilities = Capabilities(negotiation=False)
+        # libvirt sends qmp_capabilities itself (without oob); fds go through
+        # qemuMonitorCommandWithFiles (libvirt >= 8.2, local connections).
+        self.capabilities = Capabilities(negotiation=False, fd_passing=True)
         self._notify = notify
         self._lock = threading.Lock()  # guards _pending, _failure, _up
         self._pending: set[PendingReply] = set()
@@ -301,9 +306,15 @@ class LibvirtMonitor:
 
     # -- sending -----------------------------------------------------------------
 
-    def submit(self, message: dict[str, Any]) -> PendingReply:
-        """Queue ``message`` for the worker and return at once."""
+    def submit(self, message: dict[str, Any], *, fds: Sequence[PassedFile] = ()) -> PendingReply:
+        """Queue ``message`` (and copies of ``fds``) for the worker and return at once.
+
+        The worker may send it after the caller gave up and closed its descriptors, so
+        it gets its own copies (close-on-exec), closed once libvirt has them.
+        """
         pending = PendingReply("", _command_name(message), auto_id=False)
+        if fds and not hasattr(self._libvirt_qemu, "qemuMonitorCommandWithFiles"):
+            raise InputError("passing file descriptors needs libvirt-python 8.2 or later")
         with self._lock:
             self._raise_if_failed()
             self._pending.add(pending)
@@ -313,15 +324,22 @@ class LibvirtMonitor:
             self._finish(pending, _with_id({"return": {}}, user_id))
             return pending
         text = json.dumps({k: v for k, v in message.items() if k != "id"})
+        copies = [fcntl.fcntl(passed.fd, fcntl.F_DUPFD_CLOEXEC, 0) for passed in fds]
+        for passed in fds:
+            self._tell_transcript("fd", {"file": passed.path})
         self._tell_transcript("out", message)
-        self._jobs.put(lambda: self._run_request(pending, text, user_id))
+        self._jobs.put(lambda: self._run_request(pending, text, user_id, copies))
         return pending
 
     def execute_message(
-        self, message: dict[str, Any], *, timeout: float | None = None
+        self,
+        message: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        fds: Sequence[PassedFile] = (),
     ) -> dict[str, Any]:
         """Send a whole QMP message and return the whole reply (``return`` or ``error``)."""
-        pending = self.submit(message)
+        pending = self.submit(message, fds=fds)
         limit = self.timeout if timeout is None else timeout
         try:
             return pending.result(limit)
@@ -375,14 +393,28 @@ class LibvirtMonitor:
         result: T = value
         return result
 
-    def _run_request(self, pending: PendingReply, text: str, user_id: object) -> None:
+    def _run_request(
+        self, pending: PendingReply, text: str, user_id: object, fds: list[int]
+    ) -> None:
+        try:
+            self._send_request(pending, text, user_id, fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _send_request(
+        self, pending: PendingReply, text: str, user_id: object, fds: list[int]
+    ) -> None:
         if pending.abandoned or self._failure is not None:  # gave up while queued: not sent
             self._finish(pending, failure=self._failure)
             return
         libvirt, libvirt_qemu = self._libvirt, self._libvirt_qemu
         assert libvirt is not None and libvirt_qemu is not None
         try:
-            answer = libvirt_qemu.qemuMonitorCommand(self._dom, text, 0)
+            if fds:
+                answer = self._command_with_files(libvirt_qemu, text, fds)
+            else:
+                answer = libvirt_qemu.qemuMonitorCommand(self._dom, text, 0)
         except libvirt.libvirtError as e:
             self._request_failed(pending, e)
             return
@@ -393,6 +425,14 @@ class LibvirtMonitor:
             return
         self._tell_transcript("in", reply)
         self._finish(pending, reply)
+
+    def _command_with_files(self, libvirt_qemu: ModuleType, text: str, fds: list[int]) -> Any:
+        """``text`` sent with ``fds``; descriptors QEMU hands back (none do) are closed."""
+        answer, returned = libvirt_qemu.qemuMonitorCommandWithFiles(self._dom, text, fds, 0)
+        for fd in returned or ():
+            with contextlib.suppress(OSError, TypeError):
+                os.close(fd)
+        return answer
 
     def _request_failed(self, pending: PendingReply, e: Exception) -> None:
         """libvirt refused: the domain or libvirtd is gone (the monitor ends), or just this."""

@@ -15,17 +15,19 @@ of address is added there and nowhere else.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 from qmpsh.errors import InputError
 
 if TYPE_CHECKING:
     from qmpsh.errors import QmpshError
+    from qmpsh.fds import PassedFile
     from qmpsh.ssh_tunnel import SshForward
 
 EventListener = Callable[[dict[str, Any]], None]
-TranscriptListener = Callable[[str, dict[str, Any]], None]  # ("out"|"in"|"event", message)
+# ("out"|"in"|"event"|"fd", message); "fd" ({"file": PATH}) precedes the "out" it went with
+TranscriptListener = Callable[[str, dict[str, Any]], None]
 DisconnectListener = Callable[["QmpshError"], None]
 
 
@@ -101,14 +103,21 @@ class Monitor(Protocol):
 
     def close(self) -> None: ...
 
-    def submit(self, message: dict[str, Any]) -> Pending:
-        """Send a whole QMP message and return at once."""
+    def submit(self, message: dict[str, Any], *, fds: Sequence[PassedFile] = ()) -> Pending:
+        """Send a whole QMP message and return at once.
+
+        ``fds`` go with it (SCM_RIGHTS), only where ``capabilities.fd_passing`` says so.
+        """
         ...
 
     def execute_message(
-        self, message: dict[str, Any], *, timeout: float | None = None
+        self,
+        message: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        fds: Sequence[PassedFile] = (),
     ) -> dict[str, Any]:
-        """Send a whole QMP message and wait for the whole reply."""
+        """Send a whole QMP message (with ``fds``, as ``submit``) and wait for the whole reply."""
         ...
 
     def execute(

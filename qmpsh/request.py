@@ -46,11 +46,15 @@ class Argument:
 
 @dataclass(frozen=True)
 class Command:
-    """A QMP command in key=value form: ``device_add driver=e1000 id=net1``."""
+    """A QMP command in key=value form: ``device_add driver=e1000 id=net1``.
+
+    ``oob`` is set by the ``oob`` prefix: the command goes as ``exec-oob``.
+    """
 
     name: str
     arguments: tuple[Argument, ...] = ()
     column: int = 1
+    oob: bool = False
 
 
 @dataclass(frozen=True)

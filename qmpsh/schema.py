@@ -170,6 +170,10 @@ class Schema:
     def event_names(self) -> list[str]:
         return sorted(self._events)
 
+    def oob_command_names(self) -> list[str]:
+        """Commands whose entry says ``allow-oob``: the only ones ``exec-oob`` runs."""
+        return sorted(name for name, info in self._commands.items() if info.allow_oob)
+
     def command(self, name: str) -> CommandInfo | None:
         return self._commands.get(name)
 

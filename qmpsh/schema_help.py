@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from qmpsh.fds import FD_COMMANDS
 from qmpsh.schema import EMPTY, CommandInfo, EventInfo, Member, Schema
 
 HELP_DEPTH = 3  # nested objects shown by ``help``; recursive types would never end
@@ -84,7 +85,9 @@ def _detail_lines(
 def command_help(schema: Schema, info: CommandInfo, given: Mapping[str, Any]) -> list[str]:
     head = [schema.signature(info.name)]  # with its feature labels
     if info.allow_oob:
-        head.append("  (allows out-of-band execution)")
+        head.append(f"  (allows out-of-band execution: oob {info.name} …)")
+    if info.name in FD_COMMANDS:
+        head.append("  file=PATH (qmpsh's): the file whose descriptor qmpsh passes")
     args = _type_lines(schema, info.arg_type, given, 2, HELP_DEPTH)
     head += ["arguments:", *args] if args else ["arguments: none"]
     if schema.members(info.ret_type) or schema.meta(info.ret_type) != "object":

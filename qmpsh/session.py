@@ -20,11 +20,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
+from qmpsh import fds
 from qmpsh.commands import Registry
 from qmpsh.errors import EXIT_COMMAND_ERROR, EXIT_OK, CommandError, InputError, QmpshError
 from qmpsh.events import EventLog, format_spice_sessions, spice_sessions
 from qmpsh.render import Renderer
-from qmpsh.request import Command, HmpLine, RawJson, Request, ShellCommand, Transaction
+from qmpsh.request import Argument, Command, HmpLine, RawJson, Request, ShellCommand, Transaction
 from qmpsh.settings import Format, Settings
 from qmpsh.syntax import Syntax, syntax_for
 
@@ -273,14 +274,22 @@ class Session:
     def _run_qmp(
         self, request: Command | Transaction | RawJson, out: Renderer, on_submit: OnSubmit | None
     ) -> int:
+        passed: Argument | None = None
+        if isinstance(request, Command):
+            request, passed = fds.split_file(request)
+        unchecked = False
         if isinstance(request, Command) and self._needs_no_schema(request):
             message: dict[str, Any] = {"execute": request.name}
-            reply = self._exchange(message, out, on_submit)
-            if "error" in reply and self.settings.validate:
-                self.message_for(request)  # raises the InputError validating first would have
+            unchecked = True
         else:
             message = self.message_for(request)
-            reply = self._exchange(message, out, on_submit)
+        files = self._files_for(passed)
+        try:
+            reply = self._exchange(message, out, on_submit, files)
+        finally:
+            fds.close_passed(files)
+        if "error" in reply and unchecked and self.settings.validate:
+            self.message_for(request)  # raises the InputError validating first would have
         out.reply(str(message.get("execute") or message.get("exec-oob") or ""), reply)
         return EXIT_COMMAND_ERROR if "error" in reply else EXIT_OK
 
@@ -296,6 +305,7 @@ class Session:
         """
         return (
             not command.arguments
+            and not command.oob
             and self._schema is None
             and not self._schema_failed
             and not self.settings.verbose
@@ -312,27 +322,69 @@ class Session:
             actions = validate.type_transaction(request, schema, validate=self.settings.validate)
             return {"execute": "transaction", "arguments": {"actions": actions}}
         arguments = validate.type_command(request, schema, validate=self.settings.validate)
-        message: dict[str, Any] = {"execute": request.name}
+        message: dict[str, Any] = {
+            self._oob_key(request) if request.oob else "execute": request.name
+        }
         if arguments:
             message["arguments"] = arguments
         return message
 
+    def _oob_key(self, request: Command) -> str:
+        """``exec-oob``, once sure QEMU can run ``request`` out of band; else an InputError.
+
+        Checked here, before anything is sent: QEMU would refuse a command without
+        ``allow-oob`` too, but a monitor that never negotiated ``oob`` (libvirt, the
+        guest agent, ``-N``) might run it in band instead, or drop the connection.
+        """
+        if not self.client.capabilities.oob:
+            raise InputError(
+                f"oob: {self.client.address} did not negotiate out-of-band execution "
+                "(a QMP socket offering the 'oob' capability is needed)",
+                request.column,
+            )
+        schema = self.schema
+        info = schema.command(request.name) if schema is not None else None
+        if info is None or not info.allow_oob:
+            known = ", ".join(schema.oob_command_names()) if schema is not None else ""
+            hint = f" (these can: {known})" if known else ""
+            raise InputError(f"{request.name} cannot run out of band{hint}", request.column)
+        return "exec-oob"
+
+    def _files_for(self, passed: Argument | None) -> tuple[fds.PassedFile, ...]:
+        """The descriptor ``file=`` names, opened, once the monitor can take it."""
+        if passed is None:
+            return ()
+        if not self.client.capabilities.fd_passing:
+            raise InputError(
+                f"file=: {self.client.address} cannot take a file descriptor "
+                "(only a QMP unix socket can; nothing was sent)",
+                passed.key_column,
+            )
+        return (fds.open_passed(passed),)
+
     def _exchange(
-        self, message: dict[str, Any], out: Renderer, on_submit: OnSubmit | None
+        self,
+        message: dict[str, Any],
+        out: Renderer,
+        on_submit: OnSubmit | None,
+        files: tuple[fds.PassedFile, ...] = (),
     ) -> dict[str, Any]:
         """Send one message and wait for its whole reply: every request goes through here.
 
+        ``files`` go with the message (SCM_RIGHTS); the caller closes them afterwards.
         Without ``on_submit`` the monitor may read the reply on this very thread
         (``execute_message``), which is what keeps a lock-step script fast.
         """
         if self.settings.verbose:
-            out.err.write(json.dumps(self.redact(message), separators=(",", ":")) + "\n")
+            echo = json.dumps(self.redact(message), separators=(",", ":"))
+            notes = "".join(f"  # fd from file={passed.path}" for passed in files)
+            out.err.write(echo + notes + "\n")
             out.err.flush()
         self.wait_mark = self.events.last_seq
         timeout = self.settings.timeout
         if on_submit is None:
-            return self.client.execute_message(message, timeout=timeout)
-        pending = self.client.submit(message)
+            return self.client.execute_message(message, timeout=timeout, fds=files)
+        pending = self.client.submit(message, fds=files)
         on_submit(pending)
         try:
             return pending.result(timeout)

@@ -64,6 +64,9 @@ def show_help(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
         out.text("\n".join([*usage, *topic]))
         return EXIT_OK
     lines = schema.help_lines(name, _given(argv[1:])) if schema is not None else []
+    if not lines and name == "oob":
+        oob = ", ".join(schema.oob_command_names()) if schema is not None else "none known"
+        lines = ["oob COMMAND [key=value …]", f"  send COMMAND as exec-oob; these allow it: {oob}"]
     if not lines:
         raise InputError(no_such_name(name, schema, sorted(session.commands.names())))
     out.text("\n".join(lines))

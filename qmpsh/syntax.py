@@ -74,7 +74,17 @@ ContextKind = Literal[
     "command", "key", "value", "hmp-info", "hmp-command", "shell-argument", "none"
 ]
 HeadKind = Literal[
-    "blank", "comment", "shell", "hmp-line", "json", "help", "hmp", "info", "transaction", "command"
+    "blank",
+    "comment",
+    "shell",
+    "hmp-line",
+    "json",
+    "help",
+    "hmp",
+    "info",
+    "oob",
+    "transaction",
+    "command",
 ]
 # Lines made of plain words (no key=value): a shell command, HMP, ``info``, ``NAME?``.
 _PLAIN_HEADS = frozenset({"shell", "hmp-line", "help", "hmp", "info"})
@@ -91,6 +101,7 @@ class Context:
     the parent path of a dotted key being typed, or the full key of a value.  The
     completer replaces ``word``, which starts at ``word_start``.  A value token's
     context also carries its parsed ``argument``, so the schema can type it.
+    ``oob`` marks a command name typed after ``oob``: only out-of-band ones fit.
     """
 
     kind: ContextKind
@@ -101,6 +112,7 @@ class Context:
     word: str = ""
     word_start: int = 0
     argument: Argument | None = None
+    oob: bool = False
 
 
 class Token(NamedTuple):
@@ -186,7 +198,7 @@ class Syntax:
             return Head("json", start, end)
         if word.endswith("?"):
             return Head("help", start, end)
-        if word in ("hmp", "info"):
+        if word in ("hmp", "info", "oob"):
             return Head(word, start, end)  # type: ignore[arg-type]
         txn = _TXN.match(text, start)
         return Head("command" if txn is None else "transaction", start, end, txn)
@@ -227,7 +239,7 @@ class Syntax:
         reports the open bracket and the requests after it still run.  In a
         transaction, whose lines are action names, only ``closes`` ends it early.
         """
-        if self.head(pending).kind not in ("command", "json"):
+        if self.head(pending).kind not in ("command", "json", "oob"):
             return False
         head = self.head(line)
         if head.kind in ("blank", "comment", "json"):
@@ -282,6 +294,8 @@ class Syntax:
             return _hmp_context(text, head.end)
         if kind == "help":
             return Context("none", word_start=n)
+        if kind == "oob":
+            return _command_context(text, None, head.end)
         return _command_context(text, head.txn)
 
 
@@ -411,9 +425,10 @@ def _scan_word(text: str, i: int, txn: bool, last: int) -> tuple[int, tuple[str,
     return i, (("bracket", opened[0]) if opened else None)
 
 
-def _lex(text: str, txn: re.Match[str] | None) -> list[_Lexeme]:
+def _lex(text: str, txn: re.Match[str] | None, start: int = 0) -> list[_Lexeme]:
+    """Lexemes from ``start`` (after an ``oob`` prefix) to the end."""
     out: list[_Lexeme] = []
-    i, n = 0, len(text)
+    i, n = start, len(text)
     last = len(text.rstrip()) - 1
     if txn is not None:
         if txn.start():
@@ -541,6 +556,15 @@ def _parse_command(text: str, head: Head) -> Command:
     return _command(text, _group(text, _lex(text, None)).segments[0], "a command")
 
 
+def _parse_oob(text: str, head: Head) -> Command:
+    """``oob COMMAND k=v``: a command to send out of band (``exec-oob``)."""
+    segment = _group(text, _lex(text, None, head.end)).segments[0]
+    if not segment:
+        raise _Bad("'oob' needs a command, e.g. 'oob query-yank'", head.start)
+    command = _command(text, segment, "a command")
+    return Command(command.name, command.arguments, command.column, oob=True)
+
+
 _PARSERS: dict[HeadKind, Callable[[str, Head], Request | None]] = {
     "blank": _parse_blank,
     "comment": _parse_blank,
@@ -550,6 +574,7 @@ _PARSERS: dict[HeadKind, Callable[[str, Head], Request | None]] = {
     "help": _parse_help,
     "hmp": _parse_hmp,
     "info": _parse_info,
+    "oob": _parse_oob,
     "transaction": _parse_transaction,
     "command": _parse_command,
 }
@@ -743,6 +768,9 @@ def _tokenize(text: str, head: Head) -> list[Token]:
         body_end = len(text[:stop].rstrip())
         tail = [_token("whitespace", text, body_end, stop)] if body_end < stop else []
         return [*lead, _token("json", text, start, body_end), *tail, *_comment_tokens(text, span)]
+    if head.kind == "oob":
+        prefix = [*lead, _token("shell", text, start, end)]
+        return prefix + _lexeme_tokens(text, _lex(text, None, end), False)
     return _lexeme_tokens(text, _lex(text, head.txn), head.txn is not None)
 
 
@@ -904,17 +932,20 @@ def _hmp_context(text: str, i: int) -> Context:
     return Context("none", word_start=len(text))
 
 
-def _command_context(text: str, txn: re.Match[str] | None) -> Context:
-    lexemes = _lex(text, txn)
+def _command_context(text: str, txn: re.Match[str] | None, start: int = 0) -> Context:
+    """What is expected at the end of a command line; ``start`` skips an ``oob`` prefix."""
+    lexemes = _lex(text, txn, start)
     layout = _group(text, lexemes)
-    in_txn, n = txn is not None, len(text)
+    in_txn, n, oob = txn is not None, len(text), start > 0
     if layout.close is not None or lexemes[-1].kind == "comment":
         return Context("none", in_transaction=in_txn and layout.close is None, word_start=n)
     segment = layout.segments[-1]
     typing = lexemes[-1].kind == "word"
     if not segment or (typing and len(segment) == 1):
         word = text[segment[0].start :] if segment else ""
-        return Context("command", in_transaction=in_txn, word=word, word_start=n - len(word))
+        return Context(
+            "command", in_transaction=in_txn, word=word, word_start=n - len(word), oob=oob
+        )
     done = segment[1:-1] if typing else segment[1:]
     name = text[segment[0].start : segment[0].end]
     given = _given(text, done)

@@ -27,9 +27,11 @@ class Transcript:
         self._file = OutputFile(path, "transcript")
 
     def record(self, direction: str, message: dict[str, Any], target: str | None = None) -> None:
-        """Write one message; ``direction`` is ``out``, ``in`` or ``event``.
+        """Write one message; ``direction`` is ``out``, ``in``, ``event`` or ``fd``.
 
-        ``target`` names the target when one transcript records several (a fan-out).
+        An ``fd`` entry (``{"file": PATH}``) names a file whose descriptor went with
+        the ``out`` message right after it; QEMU saw only the descriptor.  ``target``
+        names the target when one transcript records several (a fan-out).
         """
         entry: dict[str, Any] = {} if target is None else {"target": target}
         entry |= {

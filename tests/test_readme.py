@@ -23,6 +23,7 @@ import pytest
 from qemu import Qemu, RawMonitor
 from support import private_env, wait_until
 
+from qmpsh.fds import split_file
 from qmpsh.request import Command, HmpLine, RawJson, ShellCommand, Transaction
 from qmpsh.schema import Schema
 from qmpsh.syntax import Syntax
@@ -72,6 +73,7 @@ def test_each_input_example_parses_and_types(line: str, schema: Schema) -> None:
     request = Syntax(shell_words=SHELL_WORDS).parse(line)
     assert request is not None
     if isinstance(request, Command):
+        request, _ = split_file(request)  # file= is qmpsh's, as in Session.run
         type_command(request, schema)  # raises InputError if the schema would refuse it
     elif isinstance(request, Transaction):
         assert len(type_transaction(request, schema)) >= 2
