@@ -19,26 +19,31 @@ failures are the exception classes the command line maps to exit codes
 (``CommandError`` 1, ``InputError`` 2, ``ConnectError``/``DisconnectedError``/
 ``CommandTimeout`` 3, ``EventTimeout`` 4), all ``QmpshError``.
 
-Coming from qemu.qmp's legacy ``QEMUMonitorProtocol``:
+Coming from qemu.qmp's legacy ``QEMUMonitorProtocol`` (0.0.6; older copies of
+QEMU's ``qmp.py`` called ``cmd`` what is ``cmd_raw`` now, and ``command`` what is
+``cmd`` now) or from ``qemu.machine``'s ``QEMUMachine``:
 
-==========================  ==========================================================
-``QEMUMonitorProtocol``      qmpsh
-==========================  ==========================================================
-``QEMUMonitorProtocol(a)``   ``qmpsh.connect(a)`` (connects; a context manager)
-``.connect(negotiate)``      ``qmpsh.connect(a, negotiate=...)``
-``.accept(timeout)``         not offered: qmpsh dials, it does not listen
-``.cmd(name, args)``         ``vm.execute_message({"execute": name, "arguments": args})``
-``.cmd_obj(msg)``            ``vm.execute_message(msg)`` (the whole reply, even an error)
-``.command(name, **kw)``     ``vm.execute(name, **kw)``; raises ``CommandError``
-``.pull_event(wait)``        ``next(vm.events(timeout=t), None)``
-``.get_events(wait)``        ``list(vm.events(timeout=0))`` (or a timeout to wait for one)
-``.clear_events()``          ``vm.clear_events()``
-``.event_wait(name, t, m)``  ``vm.wait(name, timeout=t, **data)``
-``.events_wait(list)``       ``vm.wait("BLOCK_JOB_*")`` takes a glob; else ``events()``
-``.settimeout(t)``           ``vm.timeout = t`` (every request's reply timeout)
-``.send_fd_scm(fd)``         the shell language's ``getfd ... file=PATH`` through ``run``
-``.get_sock_fd()``           not offered
-==========================  ==========================================================
+==============================  ======================================================
+theirs                          qmpsh
+==============================  ======================================================
+``QEMUMonitorProtocol(a)``      ``qmpsh.connect(a)`` (connects too; a context manager)
+``.connect(negotiate)``         ``qmpsh.connect(a, negotiate=...)``
+``.accept(timeout)``            not offered: qmpsh dials, it does not listen
+``.cmd(name, **kw)``            ``vm.execute(name, **kw)`` (``CommandError`` on error)
+``.cmd_raw(name, args)``        ``vm.execute_message({"execute": name, ...})``
+``.cmd_obj(msg)``               ``vm.execute_message(msg)``: the whole reply, even an error
+``.pull_event(wait)``           ``next(vm.events(timeout=t), None)`` (t=None: forever)
+``.get_events(wait)``           ``list(vm.events(timeout=0))``
+``.clear_events()``             ``vm.clear_events()``
+``QEMUMachine.event_wait``      ``vm.wait(name, timeout=t, **data)`` (``EventTimeout``)
+``QEMUMachine.events_wait``     ``vm.wait("BLOCK_JOB_*")`` takes a glob; else ``events()``
+``.settimeout(t)``              ``vm.timeout = t`` (every request's reply timeout)
+``.send_fd_scm(fd)``            not offered by this class
+``.get_sock_fd()``              not offered
+==============================  ======================================================
+
+Unlike their event queue, ``events()`` is bounded (``event_capacity``) and says
+when it dropped any (``EventsLost``); and ``wait`` never consumes events from it.
 """
 
 from __future__ import annotations

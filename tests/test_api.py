@@ -6,6 +6,7 @@ what the library reports is compared with what QEMU did, not with itself.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 from qemu import Qemu, RawMonitor
+from sshd_lab import SshdLab
+from test_ssh import gone, ssh_children
 
 import qmpsh
 
@@ -200,3 +203,17 @@ def test_run_refuses_shell_commands_and_empty_lines(pc: Qemu) -> None:
         actions = "transaction( block-dirty-bitmap-add node=nowhere name=b )"
         with pytest.raises(qmpsh.CommandError):
             vm.run(actions)
+
+
+def test_an_ssh_address_works_and_close_stops_its_forward(
+    pc: Qemu, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SshdLab() as lab:
+        for name, value in lab.ssh_env().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("TMPDIR", str(tmp_path))
+        with qmpsh.connect(f"ssh://127.0.0.1{pc.socket}") as vm:
+            assert vm.execute("query-status")["status"] == "running"
+            (forward,) = ssh_children(os.getpid())
+        assert gone(forward)
+        assert "Accepted publickey" in lab.log()
