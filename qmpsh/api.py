@@ -49,7 +49,7 @@ when it dropped any (``EventsLost``); and ``wait`` never consumes events from it
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 from qmpsh.errors import CommandError, EventTimeout, InputError, QmpshError
@@ -92,6 +92,7 @@ def connect(
     validate: bool = True,
     guest_agent: bool = False,
     event_capacity: int = EVENT_CAPACITY,
+    notify: Callable[[str], None] | None = None,
 ) -> VM:
     """Connect to the monitor at ``address`` and return the connected ``VM``.
 
@@ -102,6 +103,9 @@ def connect(
     QEMU still starting).  ``negotiate=False`` leaves ``qmp_capabilities`` to the
     caller.  ``validate=False`` sends arguments that the schema would refuse.
     ``guest_agent`` speaks qemu-guest-agent's dialect on any socket address.
+    ``notify`` hears what a user should be told once, when connecting: libvirt's
+    warning that talking QMP to its domain taints it.  ``event_capacity`` bounds
+    the unread events kept for ``events()``.
     Raises ``ConnectError``/``ProtocolError`` (exit code 3) or ``InputError`` for an
     address that cannot be read.
     """
@@ -109,7 +113,7 @@ def connect(
     from qmpsh.monitor import connect as dial
     from qmpsh.monitor import forward_of, open_monitor
 
-    monitor = open_monitor(address, timeout=timeout, guest_agent=guest_agent)
+    monitor = open_monitor(address, timeout=timeout, notify=notify, guest_agent=guest_agent)
     vm = VM(monitor, EventLog(event_capacity), timeout=timeout, validate=validate)
     try:
         dial(monitor, wait=wait, negotiate=negotiate)
@@ -330,6 +334,8 @@ class VM:
         """
         from qmpsh.events import EventFilter
 
+        if not self.monitor.capabilities.events:
+            raise InputError("this monitor sends no events (the guest agent does not)")
         flt = EventFilter.parse(event)
         deadline = None if timeout is None else time.monotonic() + timeout
         cursor = self._mark

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from libvirt_lab import LibvirtLab
 from qemu import Qemu, RawMonitor
+from qga_lab import QemuGa
 from sshd_lab import SshdLab
 from test_ssh import gone, ssh_children
 
@@ -217,3 +220,45 @@ def test_an_ssh_address_works_and_close_stops_its_forward(
             (forward,) = ssh_children(os.getpid())
         assert gone(forward)
         assert "Accepted publickey" in lab.log()
+
+
+def test_a_stalled_qemu_is_a_command_timeout_and_the_vm_goes_on(qemu_factory: Any) -> None:
+    q = qemu_factory()
+    with qmpsh.connect(q.socket) as vm:
+        vm.timeout = 0.5
+        q.kill(signal.SIGSTOP)
+        try:
+            with pytest.raises(qmpsh.CommandTimeout):
+                vm.execute("query-status")
+        finally:
+            q.kill(signal.SIGCONT)
+        vm.timeout = 30
+        assert vm.execute("query-status")["status"] == "running"
+
+
+def test_a_libvirt_domain_is_an_address_too() -> None:
+    lab = LibvirtLab()
+    try:
+        lab.start()
+        name = lab.create_domain("lib")
+        told: list[str] = []
+        with qmpsh.connect(f"libvirt:{name}", notify=told.append) as vm:
+            assert vm.execute("query-name") == {"name": name}
+            assert vm.run("query-status")["status"] == "running"
+            with pytest.raises(qmpsh.CommandError):
+                vm.execute("blockdev-del", node_name="nowhere")
+        assert any("taint" in line for line in told)
+    finally:
+        lab.stop()
+
+
+def test_the_guest_agent_speaks_through_the_same_api() -> None:
+    with QemuGa() as ga, qmpsh.connect(f"qga:{ga.socket_path}") as vm:
+        assert vm.execute("guest-ping") == {}
+        assert "supported_commands" in vm.execute("guest-info")
+        assert vm.schema is None  # no schema: values go as given
+        with pytest.raises(qmpsh.CommandError) as caught:
+            vm.execute("guest-shutdown", mode="powerdown")  # blocked by the lab
+        assert caught.value.error_class == "CommandNotFound"
+        with pytest.raises(qmpsh.InputError, match="no events"):
+            vm.wait("SHUTDOWN", timeout=1)
