@@ -63,9 +63,10 @@ if TYPE_CHECKING:
 
 __all__ = ["VM", "EventsLost", "connect"]
 
-# Events kept for ``events()`` and ``wait()``: a QEMU can send ~8k a second, so this is
-# over ten seconds of a flood that nobody reads, at a few hundred bytes each.
-EVENT_CAPACITY = 100_000
+# The newest events kept for ``events()`` and ``wait()``, read or not, as in the shell's
+# log: ~1 KB each in Python objects, so ~10 MB held, which a flood (~8k events/s)
+# fills in about a second of not reading.  Raise it for a script that reads slowly.
+EVENT_CAPACITY = 10_000
 # How often a blocked ``events()``/``wait()`` looks whether the connection died (the
 # event log is woken only by events).
 _LIVENESS_SLICE = 0.25
