@@ -175,12 +175,18 @@ def test_connect_failure_is_a_connect_error(tmp_path: Path) -> None:
     assert caught.value.exit_code == 3
 
 
-def test_import_pulls_in_no_terminal_library() -> None:
+def test_a_script_pulls_in_no_terminal_library(pc: Qemu, tmp_path: Path) -> None:
     code = (
-        "import sys, qmpsh; qmpsh.connect; qmpsh.VM; qmpsh.CommandError;"
+        "import sys, qmpsh\n"
+        f"with qmpsh.connect({pc.socket!r}) as vm:\n"
+        "    vm.run('query-status'); vm.execute('query-name', **{}); vm.schema\n"
+        "    vm.execute('qom-list', path='/machine'); list(vm.events(timeout=0))\n"
         "print(sorted(m for m in sys.modules if m.startswith(('rich', 'prompt_toolkit'))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     assert out.stdout.strip() == "[]"
 
 
