@@ -274,6 +274,23 @@ class Session:
     def _run_qmp(
         self, request: Command | Transaction | RawJson, out: Renderer, on_submit: OnSubmit | None
     ) -> int:
+        message, reply = self.request_reply(request, out, on_submit)
+        out.reply(str(message.get("execute") or message.get("exec-oob") or ""), reply)
+        return EXIT_COMMAND_ERROR if "error" in reply else EXIT_OK
+
+    def request_reply(
+        self,
+        request: Command | Transaction | RawJson,
+        out: Renderer | None = None,
+        on_submit: OnSubmit | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Type, send and wait for one QMP request: its message and whole reply.
+
+        What ``run`` shows and what the library (``qmpsh.api``) returns both come from
+        here, so ``file=`` descriptors, out-of-band and the schema-less fast path are
+        the same for a script, the shell and ``VM.run``.
+        """
+        out = out if out is not None else self._renderer_for(None)
         passed: Argument | None = None
         if isinstance(request, Command):
             request, passed = fds.split_file(request)
@@ -290,8 +307,7 @@ class Session:
             fds.close_passed(files)
         if "error" in reply and unchecked and self.settings.validate:
             self.message_for(request)  # raises the InputError validating first would have
-        out.reply(str(message.get("execute") or message.get("exec-oob") or ""), reply)
-        return EXIT_COMMAND_ERROR if "error" in reply else EXIT_OK
+        return message, reply
 
     def _needs_no_schema(self, command: Command) -> bool:
         """True for a command without arguments while the schema is not loaded yet.

@@ -93,3 +93,15 @@ def test_completion_files_are_installed_where_shells_look(venv: Path) -> None:
         path = venv / installed
         assert path.is_file(), f"{installed} missing from the install prefix"
         assert path.read_text() == (ROOT / "completions" / name).read_text()
+
+
+def test_a_users_type_checker_sees_the_library_types(venv: Path) -> None:
+    """``py.typed`` ships, so mypy types ``qmpsh.connect`` instead of calling it untyped."""
+    assert (next(venv.glob("lib/python*/site-packages/qmpsh")) / "py.typed").is_file()
+    script = venv / "user_script.py"
+    script.write_text("import qmpsh\n\nqmpsh.connect(1)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MYPYPATH")}
+    python = str(venv / "bin" / "python")
+    cmd = [python, "-m", "mypy", "--no-incremental", "--strict", str(script)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=venv, env=env)
+    assert 'Argument 1 to "connect" has incompatible type "int"' in result.stdout, result.stdout
