@@ -297,3 +297,16 @@ def _session_json(group: SpiceSession) -> dict[str, Any]:
         for ch in group.channels
     ]
     return {"session": group.session_id, "up": group.up, "channels": channels}
+
+
+@REGISTRY.command(
+    "vminfo",
+    "vminfo",
+    "the VM on one screen: machine, CPUs, memory, disks, NICs, SPICE/VNC clients, chardevs",
+)
+def vminfo_command(session: Session, argv: tuple[str, ...]) -> int:
+    from qmpsh.vminfo import show_vminfo
+
+    if argv:
+        raise InputError("usage: vminfo (no arguments)")
+    return show_vminfo(session)
