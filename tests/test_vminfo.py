@@ -170,11 +170,8 @@ def test_json_block_devices_match_query_block(info: dict[str, Any], truth: dict[
                 dev.get("tray_open"),
             )
         )
-    got = [
-        (d["device"], d["qdev"], d["node"], d["driver"], d["file"], d["size"], d["read-only"])
-        + (d["tray-open"],)
-        for d in info["block"]
-    ]
+    keys = ("device", "qdev", "node", "driver", "file", "size", "read-only", "tray-open")
+    got = [tuple(d[k] for k in keys) for d in info["block"]]
     assert got == expected
     assert any(d["removable"] and not d["inserted"] for d in info["block"])  # the empty CD
 
