@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from fake_qmp_server import FakeConnection, FakeQmpServer
+from libvirt_lab import LibvirtLab, domain_state, virsh
 from peers import spice_session, vnc_connect
 from qemu import Qemu, RawMonitor
 from support import private_env, wait_until
@@ -390,3 +391,33 @@ def test_vminfo_exit_codes(tmp_path: Path, vm: Qemu) -> None:
         lost = qmpsh(tmp_path, sock, "--vminfo")
     assert lost.returncode == 3, lost.stderr
     assert "Traceback" not in lost.stderr and len(lost.stderr.splitlines()) == 1
+
+
+# -- libvirt targets -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LibvirtLab]:
+    lab = LibvirtLab()
+    try:
+        yield lab.start()
+    finally:
+        lab.stop()
+
+
+def test_libvirt_domain_overview_matches_libvirt(lab: LibvirtLab, tmp_path: Path) -> None:
+    """The same overview through libvirt-python; facts checked with virsh."""
+    name = lab.create_domain("vminfo")
+    done = qmpsh(tmp_path, f"libvirt:{name}", "--vminfo", "-q")
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["name"] == name
+    assert info["uuid"] == virsh("domuuid", name).stdout.strip()
+    assert info["status"]["running"] is (domain_state(name) == "running")
+    display = virsh("domdisplay", name).stdout.strip()  # spice://127.0.0.1:PORT
+    assert display.endswith(f"{info['spice']['host']}:{info['spice']['port']}")
+    chardevs = json.loads(
+        virsh("qemu-monitor-command", name, '{"execute":"query-chardev"}').stdout
+    )["return"]
+    assert [c["label"] for c in info["chardevs"]] == [c["label"] for c in chardevs]
+    assert info["unavailable"] == {}
