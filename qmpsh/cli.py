@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-f", "--file", metavar="FILE", help="run the lines of FILE and exit")
     p.add_argument(
+        "--vminfo",
+        action="store_true",
+        help="print an overview of the VM (machine, CPUs, memory, disks, NICs, SPICE/VNC "
+        "clients, chardevs) and exit; the same as -c vminfo",
+    )
+    p.add_argument(
         "--format",
         choices=("pretty", "json", "raw"),
         help="reply format (default: pretty on a terminal, json otherwise); "
@@ -423,6 +429,10 @@ def _install_signal_handlers() -> None:
 
 
 def _run(args: argparse.Namespace, qemu_args: list[str]) -> int:
+    if args.vminfo:
+        if args.command or args.file:
+            raise InputError("--vminfo runs on its own: leave out -c and -f")
+        args.command = ["vminfo"]
     scripted = bool(args.command or args.file) or not sys.stdin.isatty()
     if _several(args.addresses):
         return _run_many(args, _expand_targets(args.addresses, args.timeout), scripted)

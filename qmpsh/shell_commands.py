@@ -247,6 +247,14 @@ def _session_json(group: SpiceSession) -> dict[str, Any]:
     return {"session": group.session_id, "up": group.up, "channels": channels}
 
 
+def vminfo_command(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
+    from qmpsh.vminfo import show_vminfo
+
+    if argv:
+        raise InputError("usage: vminfo (no arguments)")
+    return show_vminfo(session, out)
+
+
 SHELL_COMMANDS = Registry(
     [
         ShellCommandSpec(
@@ -283,6 +291,12 @@ SHELL_COMMANDS = Registry(
             "SPICE sessions seen in events, and which are up",
             spice_command,
             ("sessions",),
+        ),
+        ShellCommandSpec(
+            "vminfo",
+            "vminfo",
+            "the VM on one screen: machine, CPUs, memory, disks, NICs, SPICE/VNC clients, chardevs",
+            vminfo_command,
         ),
     ]
 )
