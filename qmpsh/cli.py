@@ -603,6 +603,8 @@ def _run_many(args: argparse.Namespace, names: list[str], scripted: bool) -> int
     config = _load_config(args)
     event_filter = _event_filter(args, config)
     settings = _settings(args, config)  # each target gets its own copy: `format` changes it
+    if args.vminfo and settings.fmt == "pretty":
+        return _vminfo_table(args, names, config, event_filter, settings.color)
     numbered = not (len(args.command) == 1 and not args.file)
     with contextlib.ExitStack() as stack:
         writers = _open_outputs(args, stack)
@@ -631,6 +633,43 @@ def _run_many(args: argparse.Namespace, names: list[str], scripted: bool) -> int
 
         status = fan.run(work, _script_lines(args, stack))
         return worst([status, _output_losses(writers)])
+
+
+def _vminfo_table(
+    args: argparse.Namespace,
+    names: list[str],
+    config: Config,
+    event_filter: EventFilter | None,
+    color: bool,
+) -> int:
+    """``--vminfo`` on several targets at a terminal: one table row per VM, gathered in
+    parallel; a target that cannot be reached is one tagged line on stderr."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qmpsh.monitor import connect, forward_of
+    from qmpsh.targets import worst
+    from qmpsh.vminfo import format_rows, gather, summary_row
+
+    def one(name: str) -> tuple[dict[str, str] | None, int]:
+        session = _open_session(args, config, event_filter, name, lambda message: None)
+        forward = forward_of(session.client)
+        try:
+            connect(session.client, wait=args.wait, negotiate=not args.skip_negotiation)
+            return summary_row(gather(session.client, args.timeout)), EXIT_OK
+        except QmpshError as exc:
+            _report(f"{name}: {exc}")
+            return None, exc.exit_code
+        finally:
+            session.client.close()
+            if forward is not None:
+                forward.close()
+
+    with ThreadPoolExecutor(max_workers=min(32, len(names))) as pool:
+        results = list(pool.map(one, names))
+    rows = [(name, row) for name, (row, _) in zip(names, results, strict=True) if row is not None]
+    if rows:
+        sys.stdout.write(format_rows(rows, _terminal_columns(), color=color))
+    return worst([status for _, status in results])
 
 
 def _shell_targets(

@@ -437,6 +437,19 @@ def _spice_clients(spice: dict[str, Any]) -> str:
 
 def format_pretty(info: dict[str, Any], width: int, *, color: bool = False) -> str:
     """The overview laid out for a terminal ``width`` columns wide (no line is longer)."""
+    return _printed(_renderables(info), width, color)
+
+
+def format_rows(rows: Iterable[tuple[str, dict[str, str]]], width: int, *, color: bool) -> str:
+    """Many VMs (``qmpsh libvirt:* --vminfo``): one ``summary_row`` line per target."""
+    table = _table(
+        ("target", *ROW_COLUMNS),
+        ([visible(target), *(row.get(c, "?") for c in ROW_COLUMNS)] for target, row in rows),
+    )
+    return _printed([table], width, color)
+
+
+def _printed(renderables: Iterable[RenderableType], width: int, color: bool) -> str:
     from io import StringIO
 
     from rich.console import Console
@@ -452,7 +465,7 @@ def format_pretty(info: dict[str, Any], width: int, *, color: bool = False) -> s
         markup=False,
         emoji=False,
     )
-    for renderable in _renderables(info):
+    for renderable in renderables:
         console.print(renderable)
     return out.getvalue()
 

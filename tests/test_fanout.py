@@ -305,3 +305,23 @@ def test_libvirt_star_runs_on_every_running_domain(lab: LibvirtLab, tmp_path: Pa
     assert f"libvirt:{ours[0]}@qemu:///system" in by_target(json_lines(with_uri.stdout))
     for name in ours:
         lab.destroy(name)
+
+
+def test_vminfo_on_several_targets_is_one_table_row_each(
+    twenty: list[Qemu], dead: str, tmp_path: Path
+) -> None:
+    """`qmpsh T1 T2 … --vminfo` at pretty: a table, a row per VM; the dead one on stderr."""
+    alive = twenty[:3]
+    done = qmpsh(tmp_path, *[q.socket for q in alive], dead, "--vminfo", "--format", "pretty")
+    assert done.returncode == 3, done.stderr
+    rows = done.stdout.splitlines()[2:]  # below the header and its rule
+    assert len(rows) == len(alive)  # the dead target has no row
+    for n, row in enumerate(rows):  # in the order given, named as query-name says
+        assert f" vm{n} " in row and " running " in row
+    [error] = done.stderr.splitlines()
+    assert error.startswith(f"qmpsh: error: {dead}: ")
+    json_done = qmpsh(tmp_path, *[q.socket for q in alive], "--vminfo", "--format", "json")
+    infos = {line["target"]: line["return"] for line in json_lines(json_done.stdout)}
+    assert {name: info["name"] for name, info in infos.items()} == {
+        q.socket: f"vm{n}" for n, q in enumerate(alive)
+    }
