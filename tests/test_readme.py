@@ -7,12 +7,9 @@ the connected QEMU's schema would refuse, is a bug in one or the other.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from qemu import Qemu, RawMonitor
 
 from qmpsh.request import Command, HmpLine, RawJson, ShellCommand, Transaction
 from qmpsh.schema import Schema
@@ -30,13 +27,6 @@ def input_examples() -> list[str]:
     block = re.search(r"```\n(.*?)```", section, re.S)
     assert block is not None
     return [line.split("  #")[0].rstrip() for line in block.group(1).splitlines() if line]
-
-
-@pytest.fixture(scope="module")
-def schema() -> Iterator[Schema]:
-    with Qemu() as q, RawMonitor(q.socket) as mon:
-        entries: list[dict[str, Any]] = mon.execute("query-qmp-schema")
-        yield Schema.from_entries(entries)
 
 
 def test_the_readme_has_input_examples() -> None:

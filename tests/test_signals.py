@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
 import pytest
 import support
-from qemu import Qemu
+from qemu import QEMU, Qemu
+from support import QMPSH, exec_done, wait_for
 
-QMPSH = [sys.executable, "-m", "qmpsh"]
 PROMPT = r"\(qemu \d+\.\d+\.\d+\) "
 TIMEOUT = 20
 
@@ -37,14 +35,6 @@ def private_env(tmp_path: Path) -> dict[str, str]:
     )
     env.pop("QMPSH_HISTFILE", None)
     return env
-
-
-def wait_for(predicate: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.02)
 
 
 def gone(pid: int) -> bool:
@@ -87,6 +77,7 @@ def test_signal_ends_the_shell_and_history_is_kept(
 
 def qemu_dir(qemu_pid: int) -> Path:
     """The temp dir ``--launch`` made, read from QEMU's own ``-qmp unix:DIR/qmp.sock``."""
+    wait_for(lambda: exec_done(qemu_pid, QEMU), "the launched QEMU to exec")  # not the fork
     argv = Path(f"/proc/{qemu_pid}/cmdline").read_bytes().split(b"\0")
     qmp = next(a.decode() for a in argv if a.startswith(b"unix:"))
     return Path(qmp.removeprefix("unix:").split(",")[0]).parent
@@ -118,8 +109,10 @@ def test_signal_stops_the_launched_qemu_and_removes_its_dir(
         [qemu_pid] = children(proc.pid)
         temp_dir = qemu_dir(qemu_pid)
         if settle:  # connected, waiting for script lines
-            wait_for(lambda: (temp_dir / "qmp.sock").exists(), "the QMP socket")
-            time.sleep(0.3)  # let qmpsh connect and reach its read loop (not a timing assertion)
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(b"query-status\n")
+            proc.stdin.flush()
+            assert b"running" in proc.stdout.readline()  # in its read loop
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=TIMEOUT)
     finally:
