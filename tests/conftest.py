@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from qemu import Qemu, RawMonitor
-from support import isolate, private_dirs, restore
+from support import isolate, restore
 
 from qmpsh.schema import Schema
 
@@ -39,13 +39,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Each test gets fresh HOME and XDG dirs: no history or schema cache is shared
-    between tests, and none is written to the user's."""
+    between tests, and none is written to the user's.
+
+    Not through ``monkeypatch``: set up first, it would be torn down last, after the
+    test's own fixtures, while a test's ``monkeypatch.setattr(os, ...)`` still held.
+    """
     home = tmp_path_factory.mktemp("home")
-    for name, value in private_dirs(home).items():
-        monkeypatch.setenv(name, value)
-    return home
+    old = isolate(os.environ, home)
+    yield home
+    restore(os.environ, old)
 
 
 @pytest.fixture(scope="session")
