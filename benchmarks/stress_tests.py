@@ -111,8 +111,8 @@ def leftovers(home: Path) -> list[str]:
     )
 
 
-def run_suite(label: str, env: dict[str, str], pytest_args: list[str]) -> bool:
-    """One full pytest run; prints its summary line and any failures."""
+def run_suite(label: str, env: dict[str, str], pytest_args: list[str], log: Path) -> bool:
+    """One full pytest run; prints its summary line and any failures, keeps its output."""
     load = os.getloadavg()[0]
     started = time.monotonic()
     result = subprocess.run(
@@ -122,6 +122,7 @@ def run_suite(label: str, env: dict[str, str], pytest_args: list[str]) -> bool:
         capture_output=True,
         text=True,
     )
+    log.write_text(result.stdout + result.stderr)
     lines = result.stdout.strip().splitlines()
     summary = lines[-1] if lines else result.stderr.strip()[-200:]
     print(f"{label}: exit {result.returncode}, load {load:.1f} at start, "
@@ -140,15 +141,21 @@ def main() -> int:
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.hogs} hogs", flush=True)
+    logs = Path(tempfile.mkdtemp(prefix="qmpsh-stress-logs-"))
+    print(f"full pytest output of each run in {logs}", flush=True)
     ok = True
     with cpu_hogs(args.hogs) as pids:
         print(f"hogs: pids {pids}", flush=True)
         for n in range(1, args.runs + 1):
-            ok &= run_suite(f"run {n}/{args.runs}", dict(os.environ), args.pytest_args)
+            ok &= run_suite(
+                f"run {n}/{args.runs}", dict(os.environ), args.pytest_args, logs / f"run-{n}.log"
+            )
         if not args.no_config_run:
             with tempfile.TemporaryDirectory(prefix="qmpsh-stress-home-") as tmp:
                 home = Path(tmp)
-                ok &= run_suite("hostile user", hostile_env(home), args.pytest_args)
+                ok &= run_suite(
+                    "hostile user", hostile_env(home), args.pytest_args, logs / "hostile.log"
+                )
                 written = leftovers(home)
                 if written:
                     print(f"    tests wrote into the user's HOME: {written}", flush=True)

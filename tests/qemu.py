@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -23,6 +24,8 @@ from typing import Any
 
 QEMU = "qemu-system-x86_64"
 BASE_ARGS = ("-machine", "none", "-display", "none", "-nodefaults")
+PORT_ATTEMPTS = 5
+PORT_CLASH = ("Address already in use", "failed to initialize spice server")
 START_WAIT = 60.0  # upper bound for QEMU to answer on a machine busy with other work
 
 
@@ -63,21 +66,36 @@ class Qemu:
     ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="qmpsh-test-"))
         self.socket = str(self.dir / "qmp.sock")
-        self.vnc_port = free_port(5900 + 100) if vnc else None
-        self.spice_port = free_port() if spice else None
-        args = [require_qemu(), *machine, "-qmp", f"unix:{self.socket},server=on,wait=off"]
+        self.stderr_path = self.dir / "stderr"
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self.vnc_port = free_port(random.randrange(6000, 7900)) if vnc else None
+            self.spice_port = free_port() if spice else None
+            self.args = [
+                require_qemu(),
+                *machine,
+                *("-qmp", f"unix:{self.socket},server=on,wait=off"),
+                *self._display_args(),
+                *extra,
+            ]
+            with open(self.stderr_path, "wb") as err:
+                self.proc = subprocess.Popen(
+                    self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+                )
+            try:
+                self._wait_for_socket()
+                return
+            except RuntimeError as e:
+                # Other processes on the machine pick ports too: one may take ours first.
+                if attempt == PORT_ATTEMPTS or not any(c in str(e) for c in PORT_CLASH):
+                    raise
+
+    def _display_args(self) -> list[str]:
+        args = []
         if self.vnc_port is not None:
             args += ["-vnc", f"127.0.0.1:{self.vnc_port - 5900}"]
         if self.spice_port is not None:
             args += ["-spice", f"addr=127.0.0.1,port={self.spice_port},disable-ticketing=on"]
-        args += list(extra)
-        self.args = args
-        self.stderr_path = self.dir / "stderr"
-        with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
-            )
-        self._wait_for_socket()
+        return args
 
     @property
     def pid(self) -> int:

@@ -178,3 +178,18 @@ def exec_done(pid: int, program: str) -> bool:
     except OSError:
         return False
     return program.encode() in argv[0]
+
+
+def qemu_pids_with(marker: str) -> list[int]:
+    """Running QEMUs whose command line holds ``marker`` (say, ``-name MARKER``): how a
+    test finds QEMUs that qmpsh launched, however many attempts it made."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "qemu-system" in cmdline and marker in cmdline:
+                pids.append(int(entry.name))
+    return pids

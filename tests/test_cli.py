@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from qemu import Qemu, RawMonitor
-from support import QMPSH, negotiated, private_env, sleeping, wait_for
+from support import QMPSH, negotiated, private_env, qemu_pids_with, sleeping, wait_for
 from support import run_qmpsh as run
 
 
@@ -237,19 +237,6 @@ def test_qemu_killed_mid_script_exits_3(qemu_factory: Any) -> None:
     assert "Traceback" not in err
 
 
-def _qemu_pids_with(marker: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if "qemu-system" in cmdline and marker in cmdline:
-                pids.append(int(entry.name))
-    return pids
-
-
 def test_launch_runs_and_cleans_up(tmp_path: Path) -> None:
     marker = f"qmpsh-launch-{os.getpid()}"
     result = run("--launch", "-c", "query-spice", "-c", "query-vnc", "--", "-name", marker)
@@ -257,7 +244,7 @@ def test_launch_runs_and_cleans_up(tmp_path: Path) -> None:
     spice, vnc = json_lines(result.stdout)
     assert spice["enabled"] is True and spice["host"] == "127.0.0.1"
     assert vnc["enabled"] is True
-    assert _qemu_pids_with(marker) == []
+    assert qemu_pids_with(marker) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -274,11 +261,11 @@ def test_launch_cleans_up_on_signal(sig: int) -> None:
     proc.stdin.write("query-status\n")
     proc.stdin.flush()
     assert "running" in proc.stdout.readline()  # connected, and waiting for the next line
-    assert _qemu_pids_with(marker), "QEMU did not start"
+    assert qemu_pids_with(marker), "QEMU did not start"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert "Traceback" not in err
-    assert _qemu_pids_with(marker) == []
+    assert qemu_pids_with(marker) == []
 
 
 def test_launch_without_qemu_is_a_clear_error(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pexpect
 import pytest
 import support
 from qemu import QEMU, Qemu
-from support import QMPSH, exec_done, wait_for
+from support import QMPSH, exec_done, qemu_pids_with, wait_for
 
 PROMPT = r"\(qemu \d+\.\d+\.\d+\) "
 TIMEOUT = 20
@@ -96,9 +96,13 @@ def qemu_dir(qemu_pid: int) -> Path:
 def test_signal_stops_the_launched_qemu_and_removes_its_dir(
     tmp_path: Path, sig: signal.Signals, settle: bool
 ) -> None:
-    """Also while QEMU is still starting, before qmpsh has a handle on it."""
+    """Also while QEMU is still starting, before qmpsh has a handle on it.
+
+    The marker finds every QEMU this qmpsh started, a second one after a port clash too.
+    """
+    marker = f"qmpsh-signal-{tmp_path.name}"
     proc = subprocess.Popen(
-        [*QMPSH, "--launch"],
+        [*QMPSH, "--launch", "--", "-name", marker],
         stdin=subprocess.PIPE,  # a script that has not ended: qmpsh waits for lines
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -119,9 +123,10 @@ def test_signal_stops_the_launched_qemu_and_removes_its_dir(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig)
+    assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig), err
     assert b"Traceback" not in err
     wait_for(lambda: gone(qemu_pid), "QEMU to go")
+    wait_for(lambda: not qemu_pids_with(marker), "every QEMU it launched to go")
     assert not temp_dir.exists()
 
 
