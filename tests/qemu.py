@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -23,6 +24,9 @@ from typing import Any
 
 QEMU = "qemu-system-x86_64"
 BASE_ARGS = ("-machine", "none", "-display", "none", "-nodefaults")
+PORT_ATTEMPTS = 5
+PORT_CLASH = ("Address already in use", "failed to initialize spice server")
+START_WAIT = 60.0  # upper bound for QEMU to answer on a machine busy with other work
 
 
 def free_port(start: int = 0) -> int:
@@ -62,27 +66,42 @@ class Qemu:
     ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="qmpsh-test-"))
         self.socket = str(self.dir / "qmp.sock")
-        self.vnc_port = free_port(5900 + 100) if vnc else None
-        self.spice_port = free_port() if spice else None
-        args = [require_qemu(), *machine, "-qmp", f"unix:{self.socket},server=on,wait=off"]
+        self.stderr_path = self.dir / "stderr"
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self.vnc_port = free_port(random.randrange(6000, 7900)) if vnc else None
+            self.spice_port = free_port() if spice else None
+            self.args = [
+                require_qemu(),
+                *machine,
+                *("-qmp", f"unix:{self.socket},server=on,wait=off"),
+                *self._display_args(),
+                *extra,
+            ]
+            with open(self.stderr_path, "wb") as err:
+                self.proc = subprocess.Popen(
+                    self.args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+                )
+            try:
+                self._wait_for_socket()
+                return
+            except RuntimeError as e:
+                # Other processes on the machine pick ports too: one may take ours first.
+                if attempt == PORT_ATTEMPTS or not any(c in str(e) for c in PORT_CLASH):
+                    raise
+
+    def _display_args(self) -> list[str]:
+        args = []
         if self.vnc_port is not None:
             args += ["-vnc", f"127.0.0.1:{self.vnc_port - 5900}"]
         if self.spice_port is not None:
             args += ["-spice", f"addr=127.0.0.1,port={self.spice_port},disable-ticketing=on"]
-        args += list(extra)
-        self.args = args
-        self.stderr_path = self.dir / "stderr"
-        with open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
-            )
-        self._wait_for_socket()
+        return args
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def _wait_for_socket(self, timeout: float = 10.0) -> None:
+    def _wait_for_socket(self, timeout: float = START_WAIT) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -91,7 +110,7 @@ class Qemu:
                 return
             time.sleep(0.01)
         self.stop()
-        raise RuntimeError("QEMU's QMP socket did not appear")
+        raise RuntimeError(f"QEMU did not answer on its QMP socket within {timeout:g} s")
 
     def _answers(self) -> bool:
         """QEMU greets before VNC/SPICE are up; an answered command means start-up is over."""
@@ -122,7 +141,7 @@ class Qemu:
 class RawMonitor:
     """A minimal independent QMP client: no threads, no cleverness."""
 
-    def __init__(self, path: str, timeout: float = 10.0) -> None:
+    def __init__(self, path: str, timeout: float = 30.0) -> None:
         self.sock = socket.socket(socket.AF_UNIX)
         self.sock.settimeout(timeout)
         self.sock.connect(path)
@@ -157,21 +176,7 @@ class RawMonitor:
                 raise RuntimeError(f"{reply['error']['class']}: {reply['error']['desc']}")
             return reply["return"]
 
-    def read_events(self, duration: float) -> list[dict[str, Any]]:
-        """Collect events for ``duration`` seconds (plus those already seen)."""
-        deadline = time.monotonic() + duration
-        while (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
-            try:
-                msg = self._read()
-            except (TimeoutError, EOFError):
-                break
-            if "event" in msg:
-                self.events.append(msg)
-        got, self.events = self.events, []
-        return got
-
-    def wait_event(self, name: str, timeout: float = 5.0) -> dict[str, Any]:
+    def wait_event(self, name: str, timeout: float = 30.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         for i, ev in enumerate(self.events):
             if ev["event"] == name:

@@ -11,30 +11,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from qemu import Qemu, RawMonitor
-
-QMPSH = [sys.executable, "-m", "qmpsh"]
-
-
-def run(
-    *args: str, stdin: str = "", env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("QMPSH_SOCKET", "QMP_SOCKET")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [*QMPSH, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
+from support import QMPSH, negotiated, private_env, qemu_pids_with, sleeping, wait_for
+from support import run_qmpsh as run
 
 
 def json_lines(text: str) -> list[Any]:
@@ -188,14 +171,16 @@ def test_wait_timeout_exits_4(qemu: Qemu) -> None:
 def test_wait_event_option(qemu_factory: Any, tmp_path: Path) -> None:
     second = str(tmp_path / "second.sock")  # a -qmp monitor serves one client at a time
     q = qemu_factory("-qmp", f"unix:{second},server=on,wait=off")
+    log = tmp_path / "transcript.jsonl"
     proc = subprocess.Popen(
-        [*QMPSH, q.socket, "--wait-event", "RESUME", "--timeout", "20"],
+        [*QMPSH, q.socket, "-l", str(log), "--wait-event", "RESUME", "--timeout", "60"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=private_env(tmp_path),
     )
-    time.sleep(1.0)
+    wait_for(lambda: negotiated(log), "qmpsh to negotiate")  # QEMU sends it events from now on
     with RawMonitor(second) as mon:
         mon.execute("stop")
         mon.execute("cont")
@@ -256,19 +241,6 @@ def test_qemu_killed_mid_script_exits_3(qemu_factory: Any) -> None:
     assert "Traceback" not in err
 
 
-def _qemu_pids_with(marker: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if "qemu-system" in cmdline and marker in cmdline:
-                pids.append(int(entry.name))
-    return pids
-
-
 def test_launch_runs_and_cleans_up(tmp_path: Path) -> None:
     marker = f"qmpsh-launch-{os.getpid()}"
     result = run("--launch", "-c", "query-spice", "-c", "query-vnc", "--", "-name", marker)
@@ -276,7 +248,7 @@ def test_launch_runs_and_cleans_up(tmp_path: Path) -> None:
     spice, vnc = json_lines(result.stdout)
     assert spice["enabled"] is True and spice["host"] == "127.0.0.1"
     assert vnc["enabled"] is True
-    assert _qemu_pids_with(marker) == []
+    assert qemu_pids_with(marker) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -289,26 +261,19 @@ def test_launch_cleans_up_on_signal(sig: int) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 20
-    while not _qemu_pids_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _qemu_pids_with(marker), "QEMU did not start"
-    time.sleep(0.5)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("query-status\n")
+    proc.stdin.flush()
+    assert "running" in proc.stdout.readline()  # connected, and waiting for the next line
+    assert qemu_pids_with(marker), "QEMU did not start"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert "Traceback" not in err
-    assert _qemu_pids_with(marker) == []
+    assert qemu_pids_with(marker) == []
 
 
 def test_launch_without_qemu_is_a_clear_error(tmp_path: Path) -> None:
-    env = {"PATH": str(tmp_path)}
-    result = subprocess.run(
-        [*QMPSH, "--launch", "-c", "query-status"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=30,
-    )
+    result = run("--launch", "-c", "query-status", env={"PATH": str(tmp_path)})
     assert result.returncode == 3
     assert "qemu-system-x86_64" in result.stderr
     assert "Traceback" not in result.stderr
@@ -365,13 +330,17 @@ def test_pretty_flag_prints_for_people_even_into_a_pipe(qemu: Qemu) -> None:
 def test_wait_retries_until_qemu_creates_the_socket(qemu_factory: Any, tmp_path: Path) -> None:
     socket_path = tmp_path / "late.sock"
     proc = subprocess.Popen(
-        [*QMPSH, "--wait", "20", str(socket_path), "-c", "query-status"],
+        [*QMPSH, "--wait", "60", str(socket_path), "-c", "query-status"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=private_env(tmp_path),
     )
-    time.sleep(0.5)  # qmpsh is retrying by now
+    # A dial has failed and qmpsh sleeps before the next: only a retry can succeed now.
+    wait_for(lambda: sleeping(proc.pid) or proc.poll() is not None, "qmpsh to retry")
+    assert proc.poll() is None, proc.communicate()
+    assert not socket_path.exists()
     qemu_factory(
         machine=(
             "-machine",

@@ -35,11 +35,6 @@ def monitor() -> Iterator[RawMonitor]:
 
 
 @pytest.fixture(scope="module")
-def schema(monitor: RawMonitor) -> Schema:
-    return Schema.from_entries(monitor.execute("query-qmp-schema"))
-
-
-@pytest.fixture(scope="module")
 def live(monitor: RawMonitor) -> LiveValues:
     def execute(name: str, args: dict[str, Any] | None) -> Any:
         return monitor.execute(name, **(args or {}))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from support import QMPSH, private_env
 
 from qmpsh import discover
 from qmpsh.cli import build_parser
@@ -69,13 +70,17 @@ def bin_dir() -> Iterator[Path]:
 
 
 def shell_env(bin_dir: Path, place: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("QMPSH_SOCKET", "QMP_SOCKET")}
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = str(ROOT)
-    env["XDG_RUNTIME_DIR"] = str(place / "run")
-    env["HOME"] = str(place)
-    env["QMPSH_LIBVIRT_LIST"] = "no"  # the host's libvirt domains are not this test's
-    return env
+    """The shells' HOME is ``place`` (no rc file of the user's), ``run/`` their runtime dir.
+
+    The host's libvirt domains are not this test's: ``QMPSH_LIBVIRT_LIST=no``.
+    """
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    return private_env(place, PATH=path, PYTHONPATH=str(ROOT), QMPSH_LIBVIRT_LIST="no")
+
+
+def sockets(cwd: str, runtime_dir: str) -> list[str]:
+    """``list_sockets`` of a test's own directories."""
+    return discover.list_sockets(cwd=cwd, runtime_dir=runtime_dir)
 
 
 def option_strings() -> list[str]:
@@ -122,13 +127,12 @@ def test_option_values_match_the_parser(shell: str) -> None:
 
 
 def test_cli_prints_each_script_without_an_address(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("QMPSH_SOCKET", "QMP_SOCKET")}
     for shell in SHELLS:
         result = subprocess.run(
-            [sys.executable, "-m", "qmpsh", "--completions", shell],
+            [*QMPSH, "--completions", shell],
             capture_output=True,
             text=True,
-            env=env,
+            env=private_env(tmp_path),
             cwd=tmp_path,
         )
         assert result.returncode == 0, result.stderr
@@ -154,20 +158,20 @@ def test_finds_sockets_to_bounded_depth_only(place: Path) -> None:
     top = make_socket(run / "top.sock")
     (run / "file.sock").write_text("not a socket")
     os.mkfifo(run / "fifo")
-    found = discover.list_sockets(cwd=str(place / "cwd"), runtime_dir=str(run))
+    found = sockets(str(place / "cwd"), str(run))
     assert found == [str(top), str(near)]  # shallower first
 
 
 def test_current_directory_is_listed_by_name_and_not_recursed(place: Path) -> None:
     make_socket(place / "cwd" / "here.sock")
     make_socket(place / "cwd" / "sub" / "below.sock")
-    assert discover.list_sockets(cwd=str(place / "cwd"), runtime_dir="") == ["here.sock"]
+    assert sockets(str(place / "cwd"), "") == ["here.sock"]
 
 
 def test_a_socket_seen_twice_is_listed_once(place: Path) -> None:
     make_socket(place / "run" / "qmp.sock")
     (place / "run" / "link.sock").symlink_to(place / "run" / "qmp.sock")
-    found = discover.list_sockets(cwd=str(place / "run"), runtime_dir=str(place / "run"))
+    found = sockets(str(place / "run"), str(place / "run"))
     assert found == ["link.sock"]
 
 
@@ -186,7 +190,7 @@ def test_symlink_loops_and_unreadable_dirs_are_skipped(
         return real_scandir(path)
 
     monkeypatch.setattr(discover.os, "scandir", scandir)
-    assert discover.list_sockets(cwd=str(place / "cwd"), runtime_dir=str(run)) == [str(visible)]
+    assert sockets(str(place / "cwd"), str(run)) == [str(visible)]
 
 
 def test_list_sockets_option_needs_no_address(place: Path, bin_dir: Path) -> None:

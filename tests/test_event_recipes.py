@@ -8,7 +8,6 @@ summary that drops or garbles a piece fails.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +33,7 @@ from recipes import (
     block_io_error_drive,
     start_tiny_guest,
 )
+from support import wait_for
 
 from qmpsh.event_summary import human_offset
 from qmpsh.events import EventFilter, format_spice_sessions, severity, spice_sessions
@@ -150,12 +150,12 @@ def test_block_jobs_completed_cancelled_ready(tmp_path: Path) -> None:
 
 def wait_for_progress(mon: RawMonitor, job: str) -> None:
     """The first chunk is not throttled; wait for it so the cancel shows real progress."""
-    for _ in range(200):
+
+    def progressed() -> bool:
         jobs = {j["device"]: j for j in mon.execute("query-block-jobs")}
-        if jobs[job]["offset"] > 0:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"{job} made no progress")
+        return bool(jobs[job]["offset"] > 0)
+
+    wait_for(progressed, f"{job} to make progress")
 
 
 # ------------------------------------------------------------ BLOCK_IO_ERROR

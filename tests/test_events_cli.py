@@ -9,10 +9,8 @@ qmpsh is attached.  The events file is then read back as JSON lines.
 from __future__ import annotations
 
 import json
-import os
 import select
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -30,25 +28,10 @@ from recipes import (
     block_io_error_drive,
     start_tiny_guest,
 )
+from support import QMPSH, WAIT, child_env
+from support import run_qmpsh as run
 
-QMPSH = [sys.executable, "-m", "qmpsh"]
-WAIT = 10  # upper bound for an event to come; never a time assertion
 MIB = 1 << 20
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("QMPSH_SOCKET", "QMP_SOCKET")}
-    env["QMPSH_CONFIG"] = "/nonexistent/qmpsh-config.toml"  # the user's config must not leak in
-    return env
-
-
-def run(
-    *args: str, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = clean_env() | (env or {})
-    return subprocess.run(
-        [*QMPSH, *args], input=stdin, capture_output=True, text=True, env=full_env, timeout=60
-    )
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -84,7 +67,7 @@ def attached(socket: str, *args: str) -> Iterator[subprocess.Popen[str]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=clean_env(),
+        env=child_env(),
     )
     try:
         assert proc.stdin is not None and proc.stdout is not None

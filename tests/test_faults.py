@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +25,12 @@ from typing import IO, Any
 import pytest
 from fake_qmp_server import GREETING, FakeConnection, FakeQmpServer
 from qemu import Qemu, RawMonitor
+from sockdiag import Queues, accepted_queues
+from support import QMPSH, private_env, transcript_has, wait_for
 
 from qmpsh.client import BUSY_HINT, GREETING_TIMEOUT
 from qmpsh.wire import MAX_DEPTH
 
-QMPSH = [sys.executable, "-m", "qmpsh"]
 DEADLINE = 45.0  # a hung qmpsh is killed after this and the test fails (not a timing assertion)
 RSS_LIMIT_MIB = 256
 # Raw JSON skips the schema fetch, so the FAKE server's first request is this command.
@@ -46,16 +46,6 @@ class Outcome:
     stdout: str
     stderr: str
     peak_rss_mib: float
-
-
-def child_env(tmp_path: Path) -> dict[str, str]:
-    """A private HOME and XDG dirs: no schema cache or history of the user's is touched."""
-    env = {k: v for k, v in os.environ.items() if k not in ("QMPSH_SOCKET", "QMP_SOCKET")}
-    for var, sub in (("XDG_CACHE_HOME", "cache"), ("XDG_STATE_HOME", "state")):
-        env[var] = str(tmp_path / sub)
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    env["HOME"] = str(tmp_path)
-    return env
 
 
 # Measuring through a small parent: ``ru_maxrss`` of a child started by vfork+exec counts
@@ -81,7 +71,7 @@ def start(
             stdin=stdin,
             stdout=out,
             stderr=err,
-            env=child_env(tmp_path),
+            env=private_env(tmp_path),
             text=True,
         )
 
@@ -394,26 +384,6 @@ def test_an_error_of_any_shape_is_one_line(tmp_path: Path, error: bytes, shown: 
 # -- a real QEMU, killed --------------------------------------------------------------
 
 
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.01)
-
-
-def transcript_has(path: Path, direction: str, key: str, value: object = None) -> bool:
-    """True once the transcript holds a message going ``direction`` with ``key`` (= value)."""
-    if not path.exists():
-        return False
-    for line in path.read_text().splitlines():
-        entry = json.loads(line)
-        msg = entry["msg"]
-        if entry["dir"] == direction and key in msg and value in (None, msg[key]):
-            return True
-    return False
-
-
 def scripted(tmp_path: Path, qemu: Qemu) -> tuple[subprocess.Popen[str], Path]:
     """qmpsh reading a script from a pipe we hold open; the transcript shows its progress."""
     log = tmp_path / "transcript.jsonl"
@@ -456,11 +426,18 @@ def test_qemu_killed_mid_command(tmp_path: Path) -> None:
     one_line_error(outcome, f"connection to {qemu.socket} lost (")
 
 
+def queued(qemu: Qemu) -> Queues:
+    """Unread bytes on QEMU's end of its one QMP connection (qmpsh's)."""
+    [queues] = accepted_queues(qemu.socket)
+    return queues
+
+
 def test_qemu_killed_mid_reply(tmp_path: Path) -> None:
     """QEMU dies with part of a 2 MiB reply written (a unix socket buffers ~200 KiB).
 
     qmpsh is frozen while QEMU writes, so nothing is drained and QEMU blocks part-way;
     the reply is a ring buffer's contents, filled beforehand through a second monitor.
+    Each step waits for what the kernel says is queued on QEMU's end of the connection.
     """
     fill = tmp_path / "fill.sock"
     ring = ("-chardev", "ringbuf,id=rb,size=4194304")
@@ -471,11 +448,10 @@ def test_qemu_killed_mid_reply(tmp_path: Path) -> None:
         wait_for(lambda: transcript_has(log, "in", "return"), "negotiation")
         qemu.kill(signal.SIGSTOP)
         send_line(proc, json.dumps({"execute": "ringbuf-read", "arguments": READ_RING}))
-        wait_for(lambda: transcript_has(log, "out", "execute", "ringbuf-read"), "the command")
-        time.sleep(0.2)  # let sendall() return after the transcript line (no assertion on time)
+        wait_for(lambda: queued(qemu).inbound > 0, "the command in QEMU's receive queue")
         os.kill(proc.pid, signal.SIGSTOP)
         qemu.kill(signal.SIGCONT)
-        time.sleep(0.5)  # QEMU fills the socket buffer and blocks
+        wait_for(lambda: queued(qemu).outbound > 0, "part of the reply on its way to qmpsh")
         qemu.kill(signal.SIGKILL)
         qemu.proc.wait()
         os.kill(proc.pid, signal.SIGCONT)

@@ -68,11 +68,15 @@ def test_lines_come_back_newest_first_and_bounded(tmp_path: Path) -> None:
     ]
 
 
-def test_unwritable_location_does_not_raise(tmp_path: Path) -> None:
+def test_unwritable_location_keeps_the_session_going(tmp_path: Path) -> None:
+    """Nothing can be written (the parent is a file), yet Up still recalls the line."""
     blocker = tmp_path / "file"
     blocker.write_text("")
     history = PrivateHistory(blocker / "sub" / "history")  # parent is a file: cannot exist
-    history.store_string("query-status")  # silently not stored
+    history.append_string("query-status")  # what the prompt calls on Enter; must not raise
+    assert history.get_strings() == ["query-status"]
+    assert blocker.read_text() == ""
+    assert list(PrivateHistory(blocker / "sub" / "history").load_history_strings()) == []
 
 
 # -- files that are not ours -----------------------------------------------------------

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from prompt_toolkit.document import Document
-from qemu import Qemu, RawMonitor
 
 from qmpsh.lexer import DEFAULT_STYLE, Highlighter, QmpLexer, split_lines
 from qmpsh.schema import Schema, SchemaIndex
 from qmpsh.syntax import Syntax
 
 SHELL = frozenset({"help", "exit", "format"})
-
-
-@pytest.fixture(scope="module")
-def schema() -> Iterator[Schema]:
-    with Qemu() as q, RawMonitor(q.socket) as mon:
-        yield Schema.from_entries(mon.execute("query-qmp-schema"))
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,11 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack, closing
 from pathlib import Path
-from typing import Any
 
 import pytest
-from qemu import Qemu, RawMonitor
 from support import private_env, wait_until
 
 from qmpsh.fds import split_file
@@ -54,13 +52,6 @@ def input_examples() -> list[str]:
 def preparation() -> list[str]:
     """The shell lines the README says to run first (files, and an NBD server)."""
     return _section_blocks()["sh"]
-
-
-@pytest.fixture(scope="module")
-def schema() -> Iterator[Schema]:
-    with Qemu() as q, RawMonitor(q.socket) as mon:
-        entries: list[dict[str, Any]] = mon.execute("query-qmp-schema")
-        yield Schema.from_entries(entries)
 
 
 def test_the_readme_has_input_examples() -> None:

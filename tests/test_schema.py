@@ -7,21 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qemu import Qemu, RawMonitor
 
 from qmpsh.schema import Schema, cache_file, default_cache_dir, load_schema
-
-
-@pytest.fixture(scope="module")
-def entries(qemu: Qemu) -> list[dict[str, Any]]:
-    with RawMonitor(qemu.socket) as mon:
-        result: list[dict[str, Any]] = mon.execute("query-qmp-schema")
-    return result
-
-
-@pytest.fixture(scope="module")
-def schema(entries: list[dict[str, Any]]) -> Schema:
-    return Schema.from_entries(entries)
 
 
 def names(members: list[Any]) -> list[str]:
@@ -130,12 +117,12 @@ def test_deprecated_and_unstable_features_are_visible(schema: Schema) -> None:
     assert schema.help_lines("x-query-jit")[0] == "x-query-jit  (unstable)"
 
 
-def test_cache_round_trip(tmp_path: Path, entries: list[dict[str, Any]]) -> None:
+def test_cache_round_trip(tmp_path: Path, schema_entries: list[dict[str, Any]]) -> None:
     calls: list[int] = []
 
     def fetch() -> list[dict[str, Any]]:
         calls.append(1)
-        return entries
+        return schema_entries
 
     key = "7.2.22-Debian 1:7.2+dfsg/7"
     first = load_schema(fetch, key, tmp_path)
@@ -150,13 +137,13 @@ def test_cache_round_trip(tmp_path: Path, entries: list[dict[str, Any]]) -> None
 
 @pytest.mark.parametrize("garbage", [b"{not json", b'{"a": 1}', b"[1, 2]", b'[{"x": 1}]', b""])
 def test_a_corrupt_cache_is_ignored_and_rewritten(
-    tmp_path: Path, entries: list[dict[str, Any]], garbage: bytes
+    tmp_path: Path, schema_entries: list[dict[str, Any]], garbage: bytes
 ) -> None:
     path = cache_file(tmp_path, "v1")
     path.write_bytes(garbage)
-    schema = load_schema(lambda: entries, "v1", tmp_path)
+    schema = load_schema(lambda: schema_entries, "v1", tmp_path)
     assert "eject" in schema.command_names()
-    assert json.loads(path.read_bytes()) == entries
+    assert json.loads(path.read_bytes()) == schema_entries
 
 
 def test_default_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

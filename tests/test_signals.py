@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
 import pytest
 import support
-from qemu import Qemu
+from qemu import QEMU, Qemu
+from support import QMPSH, exec_done, qemu_pids_with, wait_for
 
-QMPSH = [sys.executable, "-m", "qmpsh"]
 PROMPT = r"\(qemu \d+\.\d+\.\d+\) "
 TIMEOUT = 20
 
@@ -37,14 +35,6 @@ def private_env(tmp_path: Path) -> dict[str, str]:
     )
     env.pop("QMPSH_HISTFILE", None)
     return env
-
-
-def wait_for(predicate: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.02)
 
 
 def gone(pid: int) -> bool:
@@ -86,18 +76,10 @@ def test_signal_ends_the_shell_and_history_is_kept(
 
 
 def qemu_dir(qemu_pid: int) -> Path:
-    """The temp dir ``--launch`` made, read from QEMU's own ``-qmp unix:DIR/qmp.sock``.
-
-    The child shows up before it has exec'd QEMU: wait until its command line is QEMU's.
-    """
-
-    def qmp_arg() -> str | None:
-        argv = Path(f"/proc/{qemu_pid}/cmdline").read_bytes().split(b"\0")
-        return next((a.decode() for a in argv if a.startswith(b"unix:")), None)
-
-    wait_for(qmp_arg, "QEMU to be exec'd")
-    qmp = qmp_arg()
-    assert qmp is not None
+    """The temp dir ``--launch`` made, read from QEMU's own ``-qmp unix:DIR/qmp.sock``."""
+    wait_for(lambda: exec_done(qemu_pid, QEMU), "the launched QEMU to exec")  # not the fork
+    argv = Path(f"/proc/{qemu_pid}/cmdline").read_bytes().split(b"\0")
+    qmp = next(a.decode() for a in argv if a.startswith(b"unix:"))
     return Path(qmp.removeprefix("unix:").split(",")[0]).parent
 
 
@@ -114,9 +96,13 @@ def qemu_dir(qemu_pid: int) -> Path:
 def test_signal_stops_the_launched_qemu_and_removes_its_dir(
     tmp_path: Path, sig: signal.Signals, settle: bool
 ) -> None:
-    """Also while QEMU is still starting, before qmpsh has a handle on it."""
+    """Also while QEMU is still starting, before qmpsh has a handle on it.
+
+    The marker finds every QEMU this qmpsh started, a second one after a port clash too.
+    """
+    marker = f"qmpsh-signal-{tmp_path.name}"
     proc = subprocess.Popen(
-        [*QMPSH, "--launch"],
+        [*QMPSH, "--launch", "--", "-name", marker],
         stdin=subprocess.PIPE,  # a script that has not ended: qmpsh waits for lines
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -127,17 +113,20 @@ def test_signal_stops_the_launched_qemu_and_removes_its_dir(
         [qemu_pid] = children(proc.pid)
         temp_dir = qemu_dir(qemu_pid)
         if settle:  # connected, waiting for script lines
-            wait_for(lambda: (temp_dir / "qmp.sock").exists(), "the QMP socket")
-            time.sleep(0.3)  # let qmpsh connect and reach its read loop (not a timing assertion)
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(b"query-status\n")
+            proc.stdin.flush()
+            assert b"running" in proc.stdout.readline()  # in its read loop
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=TIMEOUT)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig)
+    assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig), err
     assert b"Traceback" not in err
     wait_for(lambda: gone(qemu_pid), "QEMU to go")
+    wait_for(lambda: not qemu_pids_with(marker), "every QEMU it launched to go")
     assert not temp_dir.exists()
 
 

@@ -235,7 +235,7 @@ def test_ctrl_c_stops_waiting_and_the_shell_goes_on(session: Session) -> None:
         assert wait_until(lambda: run.ui.busy)
         run.send(CTRL_C)
         assert wait_until(lambda: not run.ui.busy)
-        assert "stopped waiting" in run.stdout.getvalue()
+        assert wait_until(lambda: "stopped waiting" in run.stdout.getvalue())  # printed after
         run.send("query-status\r")
         assert wait_until(lambda: '"running"' in run.stdout.getvalue())
 

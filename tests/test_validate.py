@@ -51,12 +51,6 @@ def error(schema: Schema, line: str) -> InputError:
     return info.value
 
 
-@pytest.fixture(scope="module")
-def schema(qemu: Qemu) -> Schema:
-    with RawMonitor(qemu.socket) as mon:
-        return Schema.from_entries(mon.execute("query-qmp-schema"))
-
-
 def test_str_members_keep_the_text(schema: Schema) -> None:
     assert typed(schema, "eject id=123 force=true") == {"id": "123", "force": True}
     assert typed(schema, "eject id=null") == {"id": "null"}
