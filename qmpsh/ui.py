@@ -232,6 +232,7 @@ class ShellUI:
         if job.abandoned or self.job is not job:
             return
         self.job = None
+        self.app.invalidate()  # the toolbar's "running …" goes now, even if nothing prints
         text = job.output.getvalue()
         if job.leave:
             self.app.exit(result=self.status)

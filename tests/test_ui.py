@@ -384,3 +384,38 @@ def test_quit_under_hmp_mode_asks_too(qemu: Qemu) -> None:
         assert wait_until(lambda: "running" in run.stdout.getvalue().split("not sent")[-1])
         assert run.ui.confirming is None
     assert qemu.proc.poll() is None
+
+
+def screen_rows(run: Running) -> list[str]:
+    """The rows the Application last drew (its renderer's screen), as text."""
+    screen = run.ui.app.renderer._last_screen
+    if screen is None:
+        return []
+    rows = []
+    for y in range(screen.height):
+        line = screen.data_buffer[y]
+        width = max(line.keys(), default=-1) + 1
+        rows.append("".join(line[x].char for x in range(width)).rstrip())
+    return rows
+
+
+def screen_shows(run: Running, text: str) -> bool:
+    return any(text in row for row in screen_rows(run))
+
+
+def test_toolbar_goes_idle_when_a_slow_silent_reply_lands(qemu: Qemu) -> None:
+    """Issue 11.1: no keypress after the reply, yet "running …" leaves the screen."""
+    import os
+    import signal
+
+    session = make_session(qemu.socket, fmt="pretty")  # pretty prints nothing for `cont`
+    with running_ui(session) as run:
+        assert wait_until(lambda: screen_shows(run, str(session.client.address)))
+        os.kill(qemu.pid, signal.SIGSTOP)
+        try:
+            run.send("cont\r")  # a reply with nothing to print
+            assert wait_until(lambda: screen_shows(run, "running cont"))
+        finally:
+            os.kill(qemu.pid, signal.SIGCONT)
+        assert wait_until(lambda: not run.ui.busy)
+        assert wait_until(lambda: not screen_shows(run, "running cont")), screen_rows(run)
