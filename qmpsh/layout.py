@@ -143,10 +143,14 @@ def input_window(ui: ShellUI, search: SearchToolbar) -> Window:
 
 
 def confirm_line(ui: ShellUI) -> Container:
-    def text() -> StyleAndTextTuples:
-        return [("class:confirm", f"{ui.confirm_text}: really? [y/N] ")]
+    """The question and its answer line, in place of the prompt: it must not look like one."""
+    from qmpsh.confirm import question
 
-    window = Window(FormattedTextControl(text), height=1)
+    def text() -> StyleAndTextTuples:
+        return [("class:confirm", question(ui.confirm_text))]
+
+    control = BufferControl(buffer=ui.confirm_buffer, input_processors=[BeforeInput(text)])
+    window = Window(control, height=1, style="class:confirm.answer")
     return ConditionalContainer(window, filter=Condition(lambda: ui.confirming is not None))
 
 
@@ -193,10 +197,16 @@ def completions_float() -> Float:
 
 def root_container(ui: ShellUI) -> Container:
     search = SearchToolbar()
+    confirming = Condition(lambda: ui.confirming is not None)
     body = HSplit(
         [
             confirm_line(ui),
-            VSplit([input_window(ui, search), event_pane(ui)]),
+            VSplit(
+                [
+                    ConditionalContainer(input_window(ui, search), filter=~confirming),
+                    event_pane(ui),
+                ]
+            ),
             search,
             toolbar(ui),
         ]

@@ -19,7 +19,8 @@ UI_STYLE = {
     "toolbar.state": "",
     "toolbar.disconnected": "bold ansired",
     "toolbar.unseen": "bold ansiyellow",
-    "confirm": "bold ansired",
+    "confirm": "bold reverse ansired",
+    "confirm.answer": "bold",
 }
 
 

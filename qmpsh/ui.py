@@ -41,7 +41,7 @@ from prompt_toolkit.output import ColorDepth, Output
 from qmpsh import layout, pager
 from qmpsh.banner import banner, prompt_text
 from qmpsh.config import color_depth_name
-from qmpsh.confirm import confirmation
+from qmpsh.confirm import confirmation, is_yes
 from qmpsh.errors import EXIT_CONNECTION, EXIT_OK, InputError, QmpshError
 from qmpsh.event_summary import severity
 from qmpsh.events import LoggedEvent
@@ -95,6 +95,7 @@ class ShellUI:
         self._redraw_pending = False  # an event redraw is scheduled (see _redraw_for_events)
         self._last_event_redraw = 0.0
         self.buffer = self._make_buffer(history)
+        self.confirm_buffer = Buffer(name="confirm", multiline=False)  # the y/N answer line
         self.app = self._make_app(input, output)
         session.events.add_listener(self._on_event)
         session.client.add_disconnect_listener(self._on_disconnect)
@@ -198,13 +199,17 @@ class ShellUI:
         reason = confirmation(request) if self.session.settings.confirm else None
         if reason is not None:
             self.confirming, self.confirm_text = request, reason
+            self.confirm_buffer.reset()
+            self.app.layout.focus(self.confirm_buffer)  # typed-ahead keys land in the answer
             return
         self.start(request)
 
-    def answer(self, yes: bool) -> None:
-        """The y/N answer to a confirmation; anything but y keeps QEMU as it is."""
+    def answer(self, line: str | None) -> None:
+        """The answer line of a confirmation (None: Esc, Ctrl-C); only y/yes sends."""
         request, self.confirming = self.confirming, None
-        if yes and request is not None:
+        self.confirm_buffer.reset()
+        self.app.layout.focus(self.buffer)
+        if line is not None and is_yes(line) and request is not None:
             self.start(request)
         else:
             self.print_above("not sent\n")
@@ -241,6 +246,8 @@ class ShellUI:
             run_in_terminal(lambda: self._page(text))
         elif text:
             self.print_above(text)
+        else:  # a success with nothing to show: say so, or the user wonders whether it ran
+            self.print_above("\x1b[2mok\x1b[0m\n" if self.session.settings.color else "ok\n")
         self._start_due_reconnect()
         self.run_queued()
 

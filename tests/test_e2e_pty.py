@@ -113,7 +113,7 @@ def test_tab_picks_the_value_used_before(qemu: Qemu, tmp_path: Path) -> None:
 def test_quit_asks_and_n_keeps_qemu(shell: pexpect.spawn, qemu: Qemu) -> None:
     shell.send("quit\r")
     shell.expect(r"really\? \[y/N\]")
-    shell.send("n")
+    shell.send("n\r")
     shell.expect("not sent")
     # "not sent" is printed with the terminal in cooked mode, where the tty itself eats
     # a Ctrl-D (as EOF) before qmpsh could see it: wait for the prompt, drawn in raw mode.

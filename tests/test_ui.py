@@ -201,7 +201,7 @@ def test_quit_asks_and_n_keeps_qemu_running(session: Session, qemu: Qemu) -> Non
     with running_ui(session) as run:
         run.send("quit\r")
         assert wait_until(lambda: run.ui.confirming is not None)
-        run.send("n")
+        run.send("n\r")
         assert wait_until(lambda: run.ui.confirming is None)
         assert "not sent" in run.stdout.getvalue() or wait_until(
             lambda: "not sent" in run.stdout.getvalue()
@@ -378,7 +378,7 @@ def test_quit_under_hmp_mode_asks_too(qemu: Qemu) -> None:
         run.send("quit\r")
         assert wait_until(lambda: run.ui.confirming is not None)
         assert "stops QEMU" in run.ui.confirm_text
-        run.send("n")
+        run.send("n\r")
         assert wait_until(lambda: "not sent" in run.stdout.getvalue())
         run.send("info status\r")  # not a question: it runs
         assert wait_until(lambda: "running" in run.stdout.getvalue().split("not sent")[-1])
@@ -397,6 +397,10 @@ def screen_rows(run: Running) -> list[str]:
         width = max(line.keys(), default=-1) + 1
         rows.append("".join(line[x].char for x in range(width)).rstrip())
     return rows
+
+
+def seen(session: Session, name: str) -> bool:
+    return any(logged.event.get("event") == name for logged in session.events.recent())
 
 
 def screen_shows(run: Running, text: str) -> bool:
@@ -419,3 +423,43 @@ def test_toolbar_goes_idle_when_a_slow_silent_reply_lands(qemu: Qemu) -> None:
             os.kill(qemu.pid, signal.SIGCONT)
         assert wait_until(lambda: not run.ui.busy)
         assert wait_until(lambda: not screen_shows(run, "running cont")), screen_rows(run)
+
+
+def test_typed_ahead_command_neither_confirms_nor_is_cut(session: Session, qemu: Qemu) -> None:
+    """Issue 11.2: `query-status` typed ahead holds a y, but the answer is the whole line."""
+    with running_ui(session) as run:
+        run.send("system_reset\rquery-status\r")
+        assert wait_until(lambda: "not sent" in run.stdout.getvalue()), run.stdout.getvalue()
+        assert run.ui.confirming is None and run.ui.buffer.text == ""
+        assert "uery-status" not in run.stdout.getvalue()  # nothing ran, not even a cut line
+        run.send("query-status\r")  # the shell goes on; no RESET reached QEMU
+        assert wait_until(lambda: '"running"' in run.stdout.getvalue())
+    assert not seen(session, "RESET")
+
+
+def test_confirmation_has_a_prompt_of_its_own(session: Session) -> None:
+    with running_ui(session) as run:
+        run.send("system_reset\r")
+        assert wait_until(lambda: screen_shows(run, "confirm: system_reset resets the guest"))
+        prompt = run.ui.prompt_text.strip()
+        assert not any(row.startswith(prompt) for row in screen_rows(run)[-3:])
+        run.send("\x1b")  # Esc is a no
+        assert wait_until(lambda: "not sent" in run.stdout.getvalue())
+
+
+def test_yes_then_enter_sends(session: Session, qemu: Qemu) -> None:
+    with running_ui(session) as run:
+        run.send("stop\r")
+        assert wait_until(lambda: run.ui.confirming is not None)
+        run.send("yes\r")
+        assert wait_until(lambda: seen(session, "STOP"))
+        run.send("cont\r")
+        assert wait_until(lambda: seen(session, "RESUME"))
+
+
+def test_a_silent_success_says_ok(qemu: Qemu) -> None:
+    """Issue 11.10: `cont` prints nothing in pretty; the shell acknowledges it."""
+    session = make_session(qemu.socket, fmt="pretty")
+    with running_ui(session) as run:
+        run.send("cont\r")
+        assert wait_until(lambda: "ok\n" in run.stdout.getvalue()), run.stdout.getvalue()
