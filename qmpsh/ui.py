@@ -345,9 +345,19 @@ class ShellUI:
         threading.Thread(target=load, name="schema", daemon=True).start()
 
     def toggle_pane(self) -> None:
+        """F2: hide events, or show them again, with those that came while hidden.
+
+        Where there is a pane it shows the newest anyway; on a narrow terminal the
+        events counted as unseen are printed above the prompt, or they would be lost.
+        """
         self.session.show_events = not self.session.show_events
-        if self.session.show_events:
-            self.unseen = 0
+        if not self.session.show_events:
+            return
+        unseen, self.unseen = self.unseen, 0
+        if unseen and not self.pane_fits():
+            missed = self.session.events.recent(unseen, self.session.event_filter)
+            color = self.session.settings.color
+            self.print_above("".join(_paint(logged, color) for logged in missed))
 
     def leave(self, status: int) -> None:
         """End the shell with ``status`` (a signal); the accepted lines are already on disk."""

@@ -463,3 +463,18 @@ def test_a_silent_success_says_ok(qemu: Qemu) -> None:
     with running_ui(session) as run:
         run.send("cont\r")
         assert wait_until(lambda: "ok\n" in run.stdout.getvalue()), run.stdout.getvalue()
+
+
+def test_narrow_f2_shows_the_events_it_hid(session: Session, qemu: Qemu) -> None:
+    """Issue 11.4: below 100 columns the unseen events print when F2 shows events again."""
+    with running_ui(session, columns=80) as run:
+        run.send(F2)
+        assert wait_until(lambda: not session.show_events)
+        assert qemu.vnc_port is not None
+        with closing(vnc_connect("127.0.0.1", qemu.vnc_port)):
+            assert wait_until(lambda: run.ui.unseen > 0)
+        assert wait_until(lambda: seen(session, "VNC_DISCONNECTED"))
+        assert "VNC_CONNECTED" not in run.stdout.getvalue()
+        run.send(F2)
+        assert wait_until(lambda: "VNC_CONNECTED" in run.stdout.getvalue())
+        assert run.ui.unseen == 0
