@@ -136,8 +136,11 @@ def input_window(ui: ShellUI, search: SearchToolbar) -> Window:
     )
 
     def height() -> Dimension:
+        """Room for the menu below the cursor row, inside this window: drawn lower, it
+        would cover the toolbar's signature hint, which is exactly what one reads then."""
         menu_possible = ui.buffer.completer is not None and not ui.app.is_done
-        return Dimension(min=MENU_ROWS) if menu_possible else Dimension()
+        below_cursor = ui.buffer.document.cursor_position_row + 1 + MENU_ROWS
+        return Dimension(min=below_cursor) if menu_possible else Dimension()
 
     return Window(control, height=height, width=Dimension(weight=3), wrap_lines=True)
 
@@ -155,8 +158,9 @@ def confirm_line(ui: ShellUI) -> Container:
 
 
 def toolbar(ui: ShellUI) -> Container:
+    """As many rows as it needs: a long signature hint wraps rather than being cut."""
     window = Window(
-        FormattedTextControl(ui.toolbar_fragments), height=1, style="class:bottom-toolbar"
+        FormattedTextControl(ui.toolbar_fragments), wrap_lines=True, style="class:bottom-toolbar"
     )
     return ConditionalContainer(window, filter=~is_done)
 

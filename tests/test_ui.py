@@ -29,6 +29,7 @@ from qmpsh.client import QmpClient
 from qmpsh.history import PrivateHistory
 from qmpsh.session import Output, Session, Settings
 from qmpsh.settings import ShellOptions
+from qmpsh.layout import signature
 from qmpsh.ui import ShellUI
 
 
@@ -478,3 +479,21 @@ def test_narrow_f2_shows_the_events_it_hid(session: Session, qemu: Qemu) -> None
         run.send(F2)
         assert wait_until(lambda: "VNC_CONNECTED" in run.stdout.getvalue())
         assert run.ui.unseen == 0
+
+
+def test_completion_menu_leaves_the_signature_hint_visible(session: Session) -> None:
+    """Issue 11.5: at 160x45 the menu after `blockdev-add ` used to cover the hint."""
+    with running_ui(session, columns=160) as run:
+        run.ui.warm_schema()
+        assert wait_until(lambda: run.ui.schema is not None)
+        run.send("blockdev-add ")
+        assert wait_until(lambda: "driver" in toolbar_text(run.ui))
+        run.send("\t")
+        assert wait_until(lambda: run.ui.buffer.complete_state is not None)
+        hint = signature(run.ui)
+        assert "node-name" in hint
+
+        def hint_shown() -> bool:  # whole, though perhaps wrapped over several rows
+            return "".join(hint.split()) in "".join("".join(screen_rows(run)).split())
+
+        assert wait_until(hint_shown), "\n".join([hint, *screen_rows(run)])
