@@ -27,9 +27,9 @@ from qmpsh import pager
 from qmpsh.address import parse_address
 from qmpsh.client import QmpClient
 from qmpsh.history import PrivateHistory
+from qmpsh.layout import signature
 from qmpsh.session import Output, Session, Settings
 from qmpsh.settings import ShellOptions
-from qmpsh.layout import signature
 from qmpsh.ui import ShellUI
 
 
