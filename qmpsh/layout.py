@@ -179,6 +179,10 @@ def toolbar_fragments(ui: ShellUI) -> StyleAndTextTuples:
         parts.append(("class:toolbar.disconnected", f"{what}  "))
     else:
         parts.append(("class:toolbar.state", f"{client.address}  "))
+        state = ui.run_state.state
+        if state is not None:
+            style = "class:toolbar.running" if state == "running" else "class:toolbar.stopped"
+            parts.append((style, f"{state}  "))
     if ui.unseen:
         parts.append(("class:toolbar.unseen", f"{ui.unseen} unseen events (F2)"))
     return parts

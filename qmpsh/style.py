@@ -18,6 +18,8 @@ UI_STYLE = {
     "toolbar.signature": "bold",
     "toolbar.state": "",
     "toolbar.disconnected": "bold ansired",
+    "toolbar.running": "ansigreen",
+    "toolbar.stopped": "bold ansiyellow",
     "toolbar.unseen": "bold ansiyellow",
     "confirm": "bold reverse ansired",
     "confirm.answer": "bold",

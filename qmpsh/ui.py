@@ -47,6 +47,7 @@ from qmpsh.event_summary import severity
 from qmpsh.events import LoggedEvent
 from qmpsh.key_bindings import shell_bindings
 from qmpsh.request import Request, ShellCommand
+from qmpsh.run_state import run_state
 from qmpsh.script import logical_lines
 from qmpsh.settings import ShellOptions
 from qmpsh.style import make_style
@@ -98,6 +99,8 @@ class ShellUI:
         self.confirm_buffer = Buffer(name="confirm", multiline=False)  # the y/N answer line
         self.app = self._make_app(input, output)
         session.events.add_listener(self._on_event)
+        self.run_state = run_state(session)
+        self.run_state.add_listener(self._redraw_for_events)
         session.client.add_disconnect_listener(self._on_disconnect)
         session.add_client_listener(self._on_new_client)
 

@@ -497,3 +497,23 @@ def test_completion_menu_leaves_the_signature_hint_visible(session: Session) -> 
             return "".join(hint.split()) in "".join("".join(screen_rows(run)).split())
 
         assert wait_until(hint_shown), "\n".join([hint, *screen_rows(run)])
+
+
+def test_toolbar_shows_the_run_state_as_events_change_it(session: Session, qemu: Qemu) -> None:
+    """Issue 11.17: running at start (query-status), paused after STOP, running after RESUME."""
+    with running_ui(session) as run:
+        assert wait_until(lambda: screen_shows(run, "running")), screen_rows(run)
+        run.send("stop\r")
+        assert wait_until(lambda: run.ui.confirming is not None)
+        run.send("y\r")
+        assert wait_until(lambda: screen_shows(run, "paused")), screen_rows(run)
+        run.send("cont\r")
+        assert wait_until(lambda: not screen_shows(run, "paused")), screen_rows(run)
+        assert "running" in toolbar_text(run.ui)
+
+
+def test_prelaunch_shows_in_the_toolbar(qemu_factory: Any) -> None:
+    qemu = qemu_factory("-S")
+    session = make_session(qemu.socket)
+    with running_ui(session) as run:
+        assert wait_until(lambda: screen_shows(run, "prelaunch")), screen_rows(run)
