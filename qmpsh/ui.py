@@ -233,7 +233,8 @@ class ShellUI:
             return
         self.session.cancel.set()  # a waiting shell command (reconnect) stops too
         job.abandon()
-        self.print_above(f"^C: stopped waiting for {job.name}; a late reply will be dropped\n")
+        late = "a late reply will be dropped"
+        self.print_above(f"^C: stopped waiting for {job.waiting_for}; {late}\n")
 
     def _finish(self, job: Job) -> None:
         """On the UI thread, once the worker is done: print (or page) what it made."""

@@ -517,3 +517,27 @@ def test_prelaunch_shows_in_the_toolbar(qemu_factory: Any) -> None:
     session = make_session(qemu.socket)
     with running_ui(session) as run:
         assert wait_until(lambda: screen_shows(run, "prelaunch")), screen_rows(run)
+
+
+def test_small_shell_answers(qemu: Qemu) -> None:
+    """Issue 11.18: questions answered, the culprit named, the awaited event named."""
+    session = make_session(qemu.socket, fmt="pretty")
+    with running_ui(session) as run:
+        run.ui.warm_schema()
+        assert wait_until(lambda: run.ui.schema is not None)
+        run.send("format\r")
+        assert wait_until(lambda: "format: pretty" in run.stdout.getvalue()), run.stdout.getvalue()
+        run.send("events filter STOP\r")
+        assert wait_until(lambda: session.event_filter is not None and not run.ui.busy)
+        run.send("events filter\r")  # tells, and keeps the filter
+        assert wait_until(lambda: "events filter: STOP" in run.stdout.getvalue())
+        assert session.event_filter is not None
+        run.send("events filter none\r")
+        assert wait_until(lambda: session.event_filter is None)
+        run.send("qinfo pci\r")
+        assert wait_until(lambda: "unknown command 'qinfo'" in run.stdout.getvalue())
+        assert "expected key=value" not in run.stdout.getvalue()
+        run.send("wait SUSPEND timeout=30\r")
+        assert wait_until(lambda: run.ui.busy)
+        run.send(CTRL_C)
+        assert wait_until(lambda: "stopped waiting for the SUSPEND event" in run.stdout.getvalue())
