@@ -32,6 +32,11 @@ HMP_COMMAND = "human-monitor-command"
 YES = ("y", "yes")
 
 
+def ends_qemu(reason: str) -> bool:
+    """The confirmed request stops QEMU itself: a lost connection after it is expected."""
+    return reason == WARNINGS["quit"]
+
+
 def question(reason: str) -> str:
     """The question, worded unlike a prompt: it takes a whole line, then Enter."""
     return f"confirm: {reason}: really? [y/N] then Enter: "

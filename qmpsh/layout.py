@@ -175,8 +175,7 @@ def toolbar_fragments(ui: ShellUI) -> StyleAndTextTuples:
         parts.append(("class:busy", f"running {ui.job.name}… Ctrl-C stops waiting  "))
     client = ui.session.client
     if client.failure is not None:
-        what = "reconnecting" if ui.job is not None else "disconnected: type reconnect"
-        parts.append(("class:toolbar.disconnected", f"{what}  "))
+        parts.append(("class:toolbar.disconnected", f"{_disconnected(ui)}  "))
     else:
         parts.append(("class:toolbar.state", f"{client.address}  "))
         state = ui.run_state.state
@@ -186,6 +185,23 @@ def toolbar_fragments(ui: ShellUI) -> StyleAndTextTuples:
     if ui.unseen:
         parts.append(("class:toolbar.unseen", f"{ui.unseen} unseen events (F2)"))
     return parts
+
+
+def _disconnected(ui: ShellUI) -> str:
+    """Why there is no connection and what happens next: a reconnect's tries, or a hint."""
+    from qmpsh.reconnect import last_attempt
+
+    if ui.job is not None:
+        attempt = last_attempt(ui.session)
+        if attempt is None:
+            return "reconnecting…"
+        return (
+            f"reconnecting: try {attempt.number} failed ({attempt.error}); "
+            f"next in {attempt.delay:g} s, Ctrl-C stops"
+        )
+    if ui.qemu_quit:
+        return "QEMU exited: Ctrl-D leaves"
+    return "disconnected: type reconnect"
 
 
 def signature(ui: ShellUI) -> str:

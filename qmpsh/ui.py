@@ -41,11 +41,12 @@ from prompt_toolkit.output import ColorDepth, Output
 from qmpsh import layout, pager
 from qmpsh.banner import banner, prompt_text
 from qmpsh.config import color_depth_name
-from qmpsh.confirm import confirmation, is_yes
+from qmpsh.confirm import confirmation, ends_qemu, is_yes
 from qmpsh.errors import EXIT_CONNECTION, EXIT_OK, InputError, QmpshError
 from qmpsh.event_summary import severity
 from qmpsh.events import LoggedEvent
 from qmpsh.key_bindings import shell_bindings
+from qmpsh.reconnect import watch_attempts
 from qmpsh.request import Request, ShellCommand
 from qmpsh.run_state import run_state
 from qmpsh.script import logical_lines
@@ -85,6 +86,7 @@ class ShellUI:
         self.job: Job | None = None
         self.confirming: Request | None = None
         self.confirm_text = ""
+        self.qemu_quit = False  # `quit` was confirmed and sent: losing QEMU is no surprise
         self.unseen = 0
         self.schema: Schema | None = None  # set by warm_schema(); the toolbar never waits
         self.status = EXIT_OK
@@ -101,6 +103,7 @@ class ShellUI:
         session.events.add_listener(self._on_event)
         self.run_state = run_state(session)
         self.run_state.add_listener(self._redraw_for_events)
+        watch_attempts(session, self._redraw_for_events)  # reconnect's tries, in the toolbar
         session.client.add_disconnect_listener(self._on_disconnect)
         session.add_client_listener(self._on_new_client)
 
@@ -213,6 +216,7 @@ class ShellUI:
         self.confirm_buffer.reset()
         self.app.layout.focus(self.buffer)
         if line is not None and is_yes(line) and request is not None:
+            self.qemu_quit = ends_qemu(self.confirm_text)
             self.start(request)
         else:
             self.print_above("not sent\n")
@@ -374,6 +378,9 @@ class ShellUI:
         """The shell stays up: the toolbar says so, and `reconnect` (or --reconnect) heals it."""
 
         def tell() -> None:
+            if self.qemu_quit:  # asked for: say so, and how to leave
+                self.print_above("qmpsh: QEMU exited (quit); Ctrl-D or `exit` leaves\n")
+                return
             self.status = EXIT_CONNECTION
             auto = self.options.reconnect
             hint = "reconnecting…" if auto else "type `reconnect` to try again"
@@ -394,6 +401,7 @@ class ShellUI:
 
         def renew() -> None:
             self.status = EXIT_OK
+            self.qemu_quit = False
             self.schema = None
             self.warm_schema()
 

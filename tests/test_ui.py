@@ -541,3 +541,34 @@ def test_small_shell_answers(qemu: Qemu) -> None:
         assert wait_until(lambda: run.ui.busy)
         run.send(CTRL_C)
         assert wait_until(lambda: "stopped waiting for the SUSPEND event" in run.stdout.getvalue())
+
+
+def test_confirmed_quit_says_qemu_exited_and_how_to_leave(qemu_factory: Any) -> None:
+    """Issue 11.16: not "connection lost; type `reconnect`" after a quit one asked for."""
+    qemu = qemu_factory()
+    session = make_session(qemu.socket, fmt="pretty")
+    with running_ui(session) as run:
+        run.send("quit\r")
+        assert wait_until(lambda: run.ui.confirming is not None)
+        run.send("y\r")
+        assert wait_until(lambda: "QEMU exited" in run.stdout.getvalue()), run.stdout.getvalue()
+        assert "reconnect" not in run.stdout.getvalue()
+        assert wait_until(lambda: screen_shows(run, "QEMU exited: Ctrl-D leaves")), screen_rows(run)
+        run.send(CTRL_D)
+        run.thread.join(WAIT)
+        assert run.result == [0]
+
+
+def test_reconnect_while_qemu_is_down_shows_each_try(qemu_factory: Any) -> None:
+    """Issue 11.16: the toolbar tells the tries and the next one, not just `reconnecting`."""
+    qemu = qemu_factory()
+    session = make_session(qemu.socket)
+    with running_ui(session) as run:
+        qemu.stop()
+        assert wait_until(lambda: session.client.failure is not None)
+        run.send("reconnect 1000\r")
+        assert wait_until(lambda: screen_shows(run, "reconnecting: try 2 failed")), screen_rows(run)
+        assert "next in" in toolbar_text(run.ui)
+        run.send(CTRL_C)
+        assert wait_until(lambda: not run.ui.busy)
+        assert wait_until(lambda: screen_shows(run, "disconnected: type reconnect"))
