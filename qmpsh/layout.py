@@ -75,7 +75,9 @@ class EventPaneControl(UIControl):
     def rows(self) -> int:
         """As many rows as the events need, up to half the terminal: the pane grows as
         events come instead of pushing the prompt to the top of an empty screen."""
-        return max(1, len(self._rows(self._width)))
+        rows = max(1, len(self._rows(self._width)))
+        self.ui.tallest_pane = max(self.ui.tallest_pane, rows)  # the input keeps this height
+        return rows
 
     def preferred_height(
         self, width: int, max_available_height: int, wrap_lines: bool, get_line_prefix: object
@@ -127,6 +129,7 @@ def input_window(ui: ShellUI, search: SearchToolbar) -> Window:
         buffer=ui.buffer,
         lexer=ui.lexer(),
         search_buffer_control=search.control,
+        preview_search=True,  # Ctrl-R shows the entry found (all its lines) as you type
         input_processors=[
             BeforeInput(ui.prompt_fragments),
             HighlightIncrementalSearchProcessor(),
@@ -137,12 +140,28 @@ def input_window(ui: ShellUI, search: SearchToolbar) -> Window:
 
     def height() -> Dimension:
         """Room for the menu below the cursor row, inside this window: drawn lower, it
-        would cover the toolbar's signature hint, which is exactly what one reads then."""
-        menu_possible = ui.buffer.completer is not None and not ui.app.is_done
+        would cover the toolbar's signature hint, which is exactly what one reads then.
+        And as tall as the pane has been, so F2 does not move the toolbar."""
+        if ui.buffer.completer is None or ui.app.is_done:
+            return Dimension()
         below_cursor = ui.buffer.document.cursor_position_row + 1 + MENU_ROWS
-        return Dimension(min=below_cursor) if menu_possible else Dimension()
+        return Dimension(min=max(below_cursor, ui.tallest_pane))
 
-    return Window(control, height=height, width=Dimension(weight=3), wrap_lines=True)
+    def continuation(line: int, wrap_count: int) -> StyleAndTextTuples:
+        """A marker under the prompt on the second and later lines of one request."""
+        if line == 0 or wrap_count > 0:
+            return []
+        width = len(ui.prompt_text)
+        return [("class:prompt.continuation", "...".rjust(width - 1) + " ")]
+
+    return Window(
+        control,
+        height=height,
+        width=Dimension(weight=3),
+        wrap_lines=True,
+        dont_extend_height=True,  # spare rows stay below the toolbar, pane shown or not
+        get_line_prefix=continuation,
+    )
 
 
 def confirm_line(ui: ShellUI) -> Container:
@@ -160,7 +179,10 @@ def confirm_line(ui: ShellUI) -> Container:
 def toolbar(ui: ShellUI) -> Container:
     """As many rows as it needs: a long signature hint wraps rather than being cut."""
     window = Window(
-        FormattedTextControl(ui.toolbar_fragments), wrap_lines=True, style="class:bottom-toolbar"
+        FormattedTextControl(ui.toolbar_fragments),
+        wrap_lines=True,
+        dont_extend_height=True,  # spare rows go to the input, never under the toolbar
+        style="class:bottom-toolbar",
     )
     return ConditionalContainer(window, filter=~is_done)
 

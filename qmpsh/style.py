@@ -6,6 +6,7 @@ from prompt_toolkit.styles import BaseStyle, Style, merge_styles
 
 UI_STYLE = {
     "prompt": "bold ansigreen",
+    "prompt.continuation": "ansibrightblack",
     "busy": "ansiyellow",
     "event-pane": "",
     "event-pane.border": "ansibrightblack",

@@ -88,6 +88,7 @@ class ShellUI:
         self.confirm_text = ""
         self.qemu_quit = False  # `quit` was confirmed and sent: losing QEMU is no surprise
         self.unseen = 0
+        self.tallest_pane = 0  # rows the event pane has reached (the layout keeps them)
         self.schema: Schema | None = None  # set by warm_schema(); the toolbar never waits
         self.status = EXIT_OK
         self.prompt_text = prompt_text(session)

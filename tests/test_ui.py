@@ -23,7 +23,7 @@ from prompt_toolkit.output import DummyOutput
 from qemu import Qemu
 from support import WAIT, wait_until
 
-from qmpsh import pager
+from qmpsh import layout, pager
 from qmpsh.address import parse_address
 from qmpsh.client import QmpClient
 from qmpsh.history import PrivateHistory
@@ -572,3 +572,41 @@ def test_reconnect_while_qemu_is_down_shows_each_try(qemu_factory: Any) -> None:
         run.send(CTRL_C)
         assert wait_until(lambda: not run.ui.busy)
         assert wait_until(lambda: screen_shows(run, "disconnected: type reconnect"))
+
+
+def toolbar_row(run: Running) -> int:
+    address = str(run.ui.session.client.address)
+    return next((i for i, row in enumerate(screen_rows(run)) if address in row), -1)
+
+
+def test_f2_does_not_move_the_toolbar(session: Session, qemu: Qemu) -> None:
+    """Issue 11.15: the pane grew taller than the input; hiding it kept the toolbar put."""
+    with running_ui(session) as run:
+        assert qemu.vnc_port is not None
+        for _ in range(5):  # three events each: a pane taller than the input's rows
+            with closing(vnc_connect("127.0.0.1", qemu.vnc_port)):
+                pass
+        assert wait_until(lambda: len(run.pane_lines()) >= 12), run.pane_lines()
+        assert wait_until(lambda: toolbar_row(run) > layout.MENU_ROWS + 1)
+        shown = toolbar_row(run)
+        run.send(F2)
+        assert wait_until(lambda: not any("│" in row for row in screen_rows(run)))
+        assert toolbar_row(run) == shown, "\n".join(screen_rows(run))
+
+
+def test_continuation_lines_are_marked(session: Session) -> None:
+    with running_ui(session) as run:
+        run.send('{"execute": "query-status"\r')
+        assert wait_until(lambda: run.ui.buffer.text.endswith("\n"))
+        assert wait_until(lambda: any(row.lstrip().startswith("...") for row in screen_rows(run)))
+
+
+def test_ctrl_r_onto_a_multi_line_entry_shows_it(session: Session) -> None:
+    """Issue 11.15: the found entry's lines are on screen, not an empty line."""
+    with running_ui(session) as run:
+        run.send('{"execute":\r"query-status"}\r')
+        assert wait_until(lambda: '"running"' in run.stdout.getvalue())
+        run.send("\x12query-st")  # Ctrl-R
+        assert wait_until(lambda: screen_shows(run, "query-st"))
+        assert wait_until(lambda: screen_shows(run, '"query-status"}')), "\n".join(screen_rows(run))
+        assert screen_shows(run, '{"execute":')
