@@ -246,10 +246,15 @@ def root_container(ui: ShellUI) -> Container:
     confirming = Condition(lambda: ui.confirming is not None)
     body = HSplit(
         [
-            confirm_line(ui),
             VSplit(
                 [
-                    ConditionalContainer(input_window(ui, search), filter=~confirming),
+                    HSplit(  # the question stands where the prompt was, beside the pane
+                        [
+                            confirm_line(ui),
+                            ConditionalContainer(input_window(ui, search), filter=~confirming),
+                        ],
+                        width=Dimension(weight=3),
+                    ),
                     event_pane(ui),
                 ]
             ),

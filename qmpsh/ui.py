@@ -41,7 +41,7 @@ from prompt_toolkit.output import ColorDepth, Output
 from qmpsh import layout, pager
 from qmpsh.banner import banner, prompt_text
 from qmpsh.config import color_depth_name
-from qmpsh.confirm import confirmation, ends_qemu, is_yes
+from qmpsh.confirm import confirmation, ends_qemu, is_yes, question
 from qmpsh.errors import EXIT_CONNECTION, EXIT_OK, InputError, QmpshError
 from qmpsh.event_summary import severity
 from qmpsh.events import LoggedEvent
@@ -214,6 +214,7 @@ class ShellUI:
     def answer(self, line: str | None) -> None:
         """The answer line of a confirmation (None: Esc, Ctrl-C); only y/yes sends."""
         request, self.confirming = self.confirming, None
+        self.print_above(question(self.confirm_text) + (line or "") + "\n")  # what was answered
         self.confirm_buffer.reset()
         self.app.layout.focus(self.buffer)
         if line is not None and is_yes(line) and request is not None:

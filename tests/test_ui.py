@@ -432,7 +432,8 @@ def test_typed_ahead_command_neither_confirms_nor_is_cut(session: Session, qemu:
         run.send("system_reset\rquery-status\r")
         assert wait_until(lambda: "not sent" in run.stdout.getvalue()), run.stdout.getvalue()
         assert run.ui.confirming is None and run.ui.buffer.text == ""
-        assert "uery-status" not in run.stdout.getvalue()  # nothing ran, not even a cut line
+        assert run.ui.prompt_text + "uery-status" not in run.stdout.getvalue()  # nothing cut ran
+        assert "then Enter: query-status\n" in run.stdout.getvalue()  # the whole line answered
         run.send("query-status\r")  # the shell goes on; no RESET reached QEMU
         assert wait_until(lambda: '"running"' in run.stdout.getvalue())
     assert not seen(session, "RESET")
