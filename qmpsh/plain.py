@@ -63,6 +63,9 @@ def _confirmed(session: Session, request: Request) -> bool:
     if reason is None:
         return True
     try:
-        return is_yes(input(question(reason)))
+        yes = is_yes(input(question(reason)))
     except (EOFError, KeyboardInterrupt):
-        return False
+        yes = False
+    if not yes:
+        print("not sent", flush=True)
+    return yes
