@@ -172,7 +172,7 @@ def confirm_line(ui: ShellUI) -> Container:
         return [("class:confirm", question(ui.confirm_text))]
 
     control = BufferControl(buffer=ui.confirm_buffer, input_processors=[BeforeInput(text)])
-    window = Window(control, height=1, style="class:confirm.answer")
+    window = Window(control, wrap_lines=True, style="class:confirm.answer")
     return ConditionalContainer(window, filter=Condition(lambda: ui.confirming is not None))
 
 
@@ -246,15 +246,10 @@ def root_container(ui: ShellUI) -> Container:
     confirming = Condition(lambda: ui.confirming is not None)
     body = HSplit(
         [
+            confirm_line(ui),  # the whole width: a long question is never cut
             VSplit(
                 [
-                    HSplit(  # the question stands where the prompt was, beside the pane
-                        [
-                            confirm_line(ui),
-                            ConditionalContainer(input_window(ui, search), filter=~confirming),
-                        ],
-                        width=Dimension(weight=3),
-                    ),
+                    ConditionalContainer(input_window(ui, search), filter=~confirming),
                     event_pane(ui),
                 ]
             ),

@@ -53,7 +53,11 @@ class RunState:
         self._listeners.append(callback)
 
     def refresh(self) -> None:
-        """Ask QEMU (blocking: call it off the UI thread)."""
+        """Ask QEMU (blocking: call it off the UI thread); a guest agent has no run state."""
+        from qmpsh.guest_agent import is_guest_agent
+
+        if is_guest_agent(self.session.client):
+            return
         try:
             reply = self.session.client.execute("query-status")
         except QmpshError:  # no such command (qemu-ga) or no connection: keep what we had
