@@ -29,6 +29,24 @@ HMP_ALIASES = {"q": "quit", "s": "stop"}  # HMP's `quit|q` and `stop|s`
 HMP_COMMAND = "human-monitor-command"
 
 
+YES = ("y", "yes")
+
+
+def ends_qemu(reason: str) -> bool:
+    """The confirmed request stops QEMU itself: a lost connection after it is expected."""
+    return reason == WARNINGS["quit"]
+
+
+def question(reason: str) -> str:
+    """The question, worded unlike a prompt: it takes a whole line, then Enter."""
+    return f"confirm: {reason}: really? [y/N] then Enter: "
+
+
+def is_yes(answer: str) -> bool:
+    """Only a whole ``y``/``yes`` sends: typed-ahead ``query-status`` holds a y but is a no."""
+    return answer.strip().lower() in YES
+
+
 def confirmation(request: Request) -> str | None:
     """Why ``request`` needs a yes before it is sent, or None when it does not."""
     if isinstance(request, Command):

@@ -163,6 +163,7 @@ def _filter_lines() -> list[str]:
         "matches a name term (or there is none), no '!' term, and every field term:",
         *(f"  {term:<{width}}  {meaning}" for term, meaning in FILTER_TERMS),
         "e.g.  events filter BLOCK_* !BLOCK_JOB_READY device=disk0",
+        "`events filter` alone shows the filter; `events filter none` clears it",
     ]
 
 

@@ -11,14 +11,13 @@ from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.completion import CompleteEvent, get_common_complete_suffix
 from prompt_toolkit.filters import Condition, has_completions
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-from prompt_toolkit.keys import Keys
 
 if TYPE_CHECKING:
     from qmpsh.ui import ShellUI
 
 
 def shell_bindings(ui: ShellUI) -> KeyBindings:
-    """Enter, Tab, Ctrl-C, Ctrl-D, F2 and the y/N answer of a confirmation."""
+    """Enter, Tab, Ctrl-C, Ctrl-D, F2 and the answer line of a confirmation."""
     kb = KeyBindings()
     confirming = Condition(lambda: ui.confirming is not None)
 
@@ -109,15 +108,15 @@ async def complete_requested(buffer: Buffer) -> None:
 
 
 def _confirm_bindings(kb: KeyBindings, ui: ShellUI, confirming: Condition) -> None:
-    @kb.add("y", filter=confirming)
-    @kb.add("Y", filter=confirming)
-    def _yes(event: KeyPressEvent) -> None:
-        ui.answer(True)
+    """The answer is a whole line: keys typed ahead go into it and cannot say yes alone."""
 
-    @kb.add(Keys.Any, filter=confirming)
     @kb.add("enter", filter=confirming)
+    def _answer(event: KeyPressEvent) -> None:
+        ui.answer(ui.confirm_buffer.text)
+
+    @kb.add("escape", filter=confirming, eager=True)
     @kb.add("c-c", filter=confirming)
     @kb.add("c-d", filter=confirming)
     def _no(event: KeyPressEvent) -> None:
-        """Anything but y is a no: the dangerous default is never one key away."""
-        ui.answer(False)
+        """Esc, Ctrl-C and Ctrl-D are a no: the dangerous default is never one key away."""
+        ui.answer(None)

@@ -75,7 +75,9 @@ class EventPaneControl(UIControl):
     def rows(self) -> int:
         """As many rows as the events need, up to half the terminal: the pane grows as
         events come instead of pushing the prompt to the top of an empty screen."""
-        return max(1, len(self._rows(self._width)))
+        rows = max(1, len(self._rows(self._width)))
+        self.ui.tallest_pane = max(self.ui.tallest_pane, rows)  # the input keeps this height
+        return rows
 
     def preferred_height(
         self, width: int, max_available_height: int, wrap_lines: bool, get_line_prefix: object
@@ -127,6 +129,7 @@ def input_window(ui: ShellUI, search: SearchToolbar) -> Window:
         buffer=ui.buffer,
         lexer=ui.lexer(),
         search_buffer_control=search.control,
+        preview_search=True,  # Ctrl-R shows the entry found (all its lines) as you type
         input_processors=[
             BeforeInput(ui.prompt_fragments),
             HighlightIncrementalSearchProcessor(),
@@ -136,23 +139,50 @@ def input_window(ui: ShellUI, search: SearchToolbar) -> Window:
     )
 
     def height() -> Dimension:
-        menu_possible = ui.buffer.completer is not None and not ui.app.is_done
-        return Dimension(min=MENU_ROWS) if menu_possible else Dimension()
+        """Room for the menu below the cursor row, inside this window: drawn lower, it
+        would cover the toolbar's signature hint, which is exactly what one reads then.
+        And as tall as the pane has been, so F2 does not move the toolbar."""
+        if ui.buffer.completer is None or ui.app.is_done:
+            return Dimension()
+        below_cursor = ui.buffer.document.cursor_position_row + 1 + MENU_ROWS
+        return Dimension(min=max(below_cursor, ui.tallest_pane))
 
-    return Window(control, height=height, width=Dimension(weight=3), wrap_lines=True)
+    def continuation(line: int, wrap_count: int) -> StyleAndTextTuples:
+        """A marker under the prompt on the second and later lines of one request."""
+        if line == 0 or wrap_count > 0:
+            return []
+        width = len(ui.prompt_text)
+        return [("class:prompt.continuation", "...".rjust(width - 1) + " ")]
+
+    return Window(
+        control,
+        height=height,
+        width=Dimension(weight=3),
+        wrap_lines=True,
+        dont_extend_height=True,  # spare rows stay below the toolbar, pane shown or not
+        get_line_prefix=continuation,
+    )
 
 
 def confirm_line(ui: ShellUI) -> Container:
-    def text() -> StyleAndTextTuples:
-        return [("class:confirm", f"{ui.confirm_text}: really? [y/N] ")]
+    """The question and its answer line, in place of the prompt: it must not look like one."""
+    from qmpsh.confirm import question
 
-    window = Window(FormattedTextControl(text), height=1)
+    def text() -> StyleAndTextTuples:
+        return [("class:confirm", question(ui.confirm_text))]
+
+    control = BufferControl(buffer=ui.confirm_buffer, input_processors=[BeforeInput(text)])
+    window = Window(control, wrap_lines=True, style="class:confirm.answer")
     return ConditionalContainer(window, filter=Condition(lambda: ui.confirming is not None))
 
 
 def toolbar(ui: ShellUI) -> Container:
+    """As many rows as it needs: a long signature hint wraps rather than being cut."""
     window = Window(
-        FormattedTextControl(ui.toolbar_fragments), height=1, style="class:bottom-toolbar"
+        FormattedTextControl(ui.toolbar_fragments),
+        wrap_lines=True,
+        dont_extend_height=True,  # spare rows go to the input, never under the toolbar
+        style="class:bottom-toolbar",
     )
     return ConditionalContainer(window, filter=~is_done)
 
@@ -167,13 +197,33 @@ def toolbar_fragments(ui: ShellUI) -> StyleAndTextTuples:
         parts.append(("class:busy", f"running {ui.job.name}… Ctrl-C stops waiting  "))
     client = ui.session.client
     if client.failure is not None:
-        what = "reconnecting" if ui.job is not None else "disconnected: type reconnect"
-        parts.append(("class:toolbar.disconnected", f"{what}  "))
+        parts.append(("class:toolbar.disconnected", f"{_disconnected(ui)}  "))
     else:
         parts.append(("class:toolbar.state", f"{client.address}  "))
+        state = ui.run_state.state
+        if state is not None:
+            style = "class:toolbar.running" if state == "running" else "class:toolbar.stopped"
+            parts.append((style, f"{state}  "))
     if ui.unseen:
         parts.append(("class:toolbar.unseen", f"{ui.unseen} unseen events (F2)"))
     return parts
+
+
+def _disconnected(ui: ShellUI) -> str:
+    """Why there is no connection and what happens next: a reconnect's tries, or a hint."""
+    from qmpsh.reconnect import last_attempt
+
+    if ui.job is not None:
+        attempt = last_attempt(ui.session)
+        if attempt is None:
+            return "reconnecting…"
+        return (
+            f"reconnecting: try {attempt.number} failed ({attempt.error}); "
+            f"next in {attempt.delay:g} s, Ctrl-C stops"
+        )
+    if ui.qemu_quit:
+        return "QEMU exited: Ctrl-D leaves"
+    return "disconnected: type reconnect"
 
 
 def signature(ui: ShellUI) -> str:
@@ -193,10 +243,16 @@ def completions_float() -> Float:
 
 def root_container(ui: ShellUI) -> Container:
     search = SearchToolbar()
+    confirming = Condition(lambda: ui.confirming is not None)
     body = HSplit(
         [
-            confirm_line(ui),
-            VSplit([input_window(ui, search), event_pane(ui)]),
+            confirm_line(ui),  # the whole width: a long question is never cut
+            VSplit(
+                [
+                    ConditionalContainer(input_window(ui, search), filter=~confirming),
+                    event_pane(ui),
+                ]
+            ),
             search,
             toolbar(ui),
         ]

@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from qmpsh.banner import banner, prompt_text
-from qmpsh.confirm import confirmation
+from qmpsh.confirm import confirmation, is_yes, question
 from qmpsh.errors import EXIT_CONNECTION, EXIT_OK, ExitShell, InputError, QmpshError
 
 if TYPE_CHECKING:
@@ -63,6 +63,9 @@ def _confirmed(session: Session, request: Request) -> bool:
     if reason is None:
         return True
     try:
-        return input(f"{reason}: really? [y/N] ").strip().lower() in ("y", "yes")
+        yes = is_yes(input(question(reason)))
     except (EOFError, KeyboardInterrupt):
-        return False
+        yes = False
+    if not yes:
+        print("not sent", flush=True)
+    return yes

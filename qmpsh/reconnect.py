@@ -15,8 +15,9 @@ shell) ends the wait at once.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from qmpsh.errors import ConnectError, QmpshError
 from qmpsh.monitor import connect, reopen
@@ -30,6 +31,39 @@ MAX_DELAY = 5.0
 DEFAULT_ATTEMPTS = 20  # about 75 s in all with the delays above
 
 Progress = Callable[[int, QmpshError], None]
+
+
+class Attempt(NamedTuple):
+    """The last failed try of a reconnect under way, for the shell's toolbar."""
+
+    number: int
+    error: str
+    delay: float  # seconds until the next try
+
+
+_ATTEMPTS: weakref.WeakKeyDictionary[Session, Attempt] = weakref.WeakKeyDictionary()
+_WATCHERS: weakref.WeakKeyDictionary[Session, list[Callable[[], None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def last_attempt(session: Session) -> Attempt | None:
+    """The failed try a reconnect of ``session`` is waiting after, if one is under way."""
+    return _ATTEMPTS.get(session)
+
+
+def watch_attempts(session: Session, callback: Callable[[], None]) -> None:
+    """Call ``callback`` (on the reconnecting thread) whenever ``last_attempt`` changes."""
+    _WATCHERS.setdefault(session, []).append(callback)
+
+
+def _note(session: Session, attempt: Attempt | None) -> None:
+    if attempt is None:
+        _ATTEMPTS.pop(session, None)
+    else:
+        _ATTEMPTS[session] = attempt
+    for callback in _WATCHERS.get(session, []):
+        callback()
 
 
 def delays(first: float = FIRST_DELAY, maximum: float = MAX_DELAY) -> Iterator[float]:
@@ -52,10 +86,22 @@ def reconnect(
     Raises ``ConnectError`` naming the last failure when every attempt failed or
     ``stop`` was set; the session keeps its old (dead) client then.
     """
-    old = session.client
     stop = stop if stop is not None else threading.Event()
+    try:
+        return _attempt_until_connected(session, attempts, stop, progress, delays())
+    finally:
+        _note(session, None)
+
+
+def _attempt_until_connected(  # each failed try is noted for the shell's toolbar
+    session: Session,
+    attempts: int | None,
+    stop: threading.Event,
+    progress: Progress | None,
+    waits: Iterator[float],
+) -> Monitor:
+    old = session.client
     last: QmpshError | None = None
-    waits = delays()
     attempt = 0
     while attempts is None or attempt < attempts:
         attempt += 1
@@ -66,7 +112,9 @@ def reconnect(
             last = e
             if progress is not None:
                 progress(attempt, e)
-            if stop.wait(next(waits)):
+            delay = next(waits)
+            _note(session, Attempt(attempt, str(e), delay))
+            if stop.wait(delay):
                 raise ConnectError(f"reconnect to {old.address} stopped") from None
             continue
         session.replace_client(client)

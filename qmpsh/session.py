@@ -203,12 +203,39 @@ class Session:
         key = (text, self.settings.hmp_mode, self.shell_words)
         request = self._parsed.get(key)
         if request is None:
-            request = self.syntax.parse(text)
+            try:
+                request = self.syntax.parse(text)
+            except InputError as exc:
+                raise self._unknown_command(text) or exc from None
             if request is not None and _hashable(request):
                 if len(self._parsed) >= PARSE_CACHE_SIZE:
                     self._parsed.clear()
                 self._parsed[key] = request
         return request
+
+    def _unknown_command(self, text: str) -> InputError | None:
+        """`qinfo pci`: the first word is what is wrong, not the second (once validated).
+
+        Only asked after the syntax failed, and only of a schema already loaded:
+        reporting a typo must not make a script fetch the schema.
+        """
+        words = text.split(maxsplit=1)
+        name = words[0] if words else ""
+        schema = self._schema
+        if (
+            schema is None
+            or not self.settings.validate
+            or self.settings.hmp_mode
+            or not name.replace("-", "").replace("_", "").isalnum()
+            or name in self.shell_words
+            or schema.command(name) is not None
+        ):
+            return None
+        from qmpsh.did_you_mean import suggest
+
+        known = [*schema.command_names(), *self.shell_words]
+        column = len(text) - len(text.lstrip()) + 1
+        return InputError(f"unknown command '{name}'{suggest(name, known)}", column)
 
     def run_line(self, text: str, line: int | None = None, *, output: Streams | None = None) -> int:
         """Parse and run one logical line; ``line`` is where it starts in a script."""

@@ -98,6 +98,9 @@ def _help_width() -> int:
 
 
 def set_format(session: Session, argv: tuple[str, ...], out: Renderer) -> int:
+    if not argv:  # a question, not a mistake: which format is this?
+        _show(out, f"format: {session.settings.fmt}", {"format": session.settings.fmt})
+        return EXIT_OK
     fmt = format_named(argv[0]) if len(argv) == 1 else None
     if fmt is None:
         raise InputError("usage: format pretty|json|raw")
@@ -176,8 +179,7 @@ def events_command(session: Session, argv: tuple[str, ...], out: Renderer) -> in
         event = _pick(session, argv).event
         _show(out, json.dumps(event, indent=2), event)
     elif verb == "filter":
-        spec = " ".join(argv[1:])
-        session.event_filter = parse_event_filter(spec, session.schema) if spec else None
+        _set_event_filter(session, argv[1:], out)
     elif verb == "stats":
         counts = dict(sorted(session.events.stats().items()))
         _show(out, "\n".join(f"{n:>8}  {name}" for name, n in counts.items()), counts)
@@ -188,6 +190,21 @@ def events_command(session: Session, argv: tuple[str, ...], out: Renderer) -> in
     else:
         raise InputError(f"unknown events subcommand '{verb}'")
     return EXIT_OK
+
+
+FILTER_OFF = ("clear", "none")  # `events filter none` shows every event again
+
+
+def _set_event_filter(session: Session, words: tuple[str, ...], out: Renderer) -> None:
+    """With no words it tells the filter; clearing it takes a word, never an empty line."""
+    if not words:
+        flt = session.event_filter
+        shown = str(flt) if flt is not None else "none (every event is shown)"
+        _show(out, f"events filter: {shown}", {"filter": str(flt) if flt else None})
+    elif len(words) == 1 and words[0] in FILTER_OFF:
+        session.event_filter = None
+    else:
+        session.event_filter = parse_event_filter(" ".join(words), session.schema)
 
 
 def _show(out: Renderer, text: str, value: Any) -> None:
@@ -280,7 +297,7 @@ SHELL_COMMANDS = Registry(
         ),
         ShellCommandSpec(
             "events",
-            "events [show N|filter SPEC|stats|clear|on|off]",
+            "events [show N|filter [SPEC|none]|stats|clear|on|off]",
             "list recent events, show one in full, filter, count",
             events_command,
             ("show", "filter", "stats", "clear", "on", "off"),

@@ -6,6 +6,7 @@ from prompt_toolkit.styles import BaseStyle, Style, merge_styles
 
 UI_STYLE = {
     "prompt": "bold ansigreen",
+    "prompt.continuation": "ansibrightblack",
     "busy": "ansiyellow",
     "event-pane": "",
     "event-pane.border": "ansibrightblack",
@@ -18,8 +19,11 @@ UI_STYLE = {
     "toolbar.signature": "bold",
     "toolbar.state": "",
     "toolbar.disconnected": "bold ansired",
+    "toolbar.running": "ansigreen",
+    "toolbar.stopped": "bold ansiyellow",
     "toolbar.unseen": "bold ansiyellow",
-    "confirm": "bold ansired",
+    "confirm": "bold reverse ansired",
+    "confirm.answer": "bold",
 }
 
 

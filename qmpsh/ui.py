@@ -41,12 +41,14 @@ from prompt_toolkit.output import ColorDepth, Output
 from qmpsh import layout, pager
 from qmpsh.banner import banner, prompt_text
 from qmpsh.config import color_depth_name
-from qmpsh.confirm import confirmation
+from qmpsh.confirm import confirmation, ends_qemu, is_yes, question
 from qmpsh.errors import EXIT_CONNECTION, EXIT_OK, InputError, QmpshError
 from qmpsh.event_summary import severity
 from qmpsh.events import LoggedEvent
 from qmpsh.key_bindings import shell_bindings
+from qmpsh.reconnect import watch_attempts
 from qmpsh.request import Request, ShellCommand
+from qmpsh.run_state import RunState, run_state
 from qmpsh.script import logical_lines
 from qmpsh.settings import ShellOptions
 from qmpsh.style import make_style
@@ -97,7 +99,9 @@ class ShellUI:
         self._confirming_on: Session | None = None  # the target an @NAME line goes to
         self._job_session: Session | None = None
         self.confirm_text = ""
+        self.qemu_quit = False  # `quit` was confirmed and sent: losing QEMU is no surprise
         self.unseen = 0
+        self.tallest_pane = 0  # rows the event pane has reached (the layout keeps them)
         self.schema: Schema | None = None  # set by warm_schema(); the toolbar never waits
         self.status = EXIT_OK
         self.prompt_text = self._prompt()
@@ -108,6 +112,7 @@ class ShellUI:
         self._redraw_pending = False  # an event redraw is scheduled (see _redraw_for_events)
         self._last_event_redraw = 0.0
         self.buffer = self._make_buffer(history)
+        self.confirm_buffer = Buffer(name="confirm", multiline=False)  # the y/N answer line
         self.app = self._make_app(input, output)
         targets.watch(self._watch, lambda: self._call_soon(self._follow_target))
 
@@ -213,13 +218,19 @@ class ShellUI:
         if reason is not None:
             self.confirming, self.confirm_text = request, reason
             self._confirming_on = session
+            self.confirm_buffer.reset()
+            self.app.layout.focus(self.confirm_buffer)  # typed-ahead keys land in the answer
             return
         self.start(request, session)
 
-    def answer(self, yes: bool) -> None:
-        """The y/N answer to a confirmation; anything but y keeps QEMU as it is."""
+    def answer(self, line: str | None) -> None:
+        """The answer line of a confirmation (None: Esc, Ctrl-C); only y/yes sends."""
         request, self.confirming = self.confirming, None
-        if yes and request is not None:
+        self.print_above(question(self.confirm_text) + (line or "") + "\n")  # what was answered
+        self.confirm_buffer.reset()
+        self.app.layout.focus(self.buffer)
+        if line is not None and is_yes(line) and request is not None:
+            self.qemu_quit = ends_qemu(self.confirm_text)
             self.start(request, self._confirming_on)
         else:
             self.print_above("not sent\n")
@@ -245,13 +256,15 @@ class ShellUI:
             return
         (self._job_session or self.session).cancel.set()  # a waiting `reconnect` stops too
         job.abandon()
-        self.print_above(f"^C: stopped waiting for {job.name}; a late reply will be dropped\n")
+        late = "a late reply will be dropped"
+        self.print_above(f"^C: stopped waiting for {job.waiting_for}; {late}\n")
 
     def _finish(self, job: Job) -> None:
         """On the UI thread, once the worker is done: print (or page) what it made."""
         if job.abandoned or self.job is not job:
             return
         self.job = None
+        self.app.invalidate()  # the toolbar's "running …" goes now, even if nothing prints
         text = job.output.getvalue()
         if job.leave:
             self.app.exit(result=self.status)
@@ -260,6 +273,8 @@ class ShellUI:
             run_in_terminal(lambda: self._page(text))
         elif text:
             self.print_above(text)
+        else:  # a success with nothing to show: say so, or the user wonders whether it ran
+            self.print_above("\x1b[2mok\x1b[0m\n" if self.session.settings.color else "ok\n")
         self._start_due_reconnect()
         self.run_queued()
 
@@ -289,8 +304,15 @@ class ShellUI:
         session.events.add_listener(lambda logged: self._on_event(name, session, logged))
         session.client.add_disconnect_listener(lambda failure: self._on_disconnect(failure, name))
         session.add_client_listener(self._on_new_client)
+        run_state(session).add_listener(self._redraw_for_events)
+        watch_attempts(session, self._redraw_for_events)  # reconnect's tries, in the toolbar
         if len(self.targets) > 1:
             self.several = True
+
+    @property
+    def run_state(self) -> RunState:
+        """The current target's run state, for the toolbar."""
+        return run_state(self.targets.current)
 
     def _follow_target(self) -> None:
         """The current target changed (``connect``, ``use``, ``disconnect``): prompt, schema."""
@@ -378,9 +400,19 @@ class ShellUI:
         threading.Thread(target=load, name="schema", daemon=True).start()
 
     def toggle_pane(self) -> None:
+        """F2: hide events, or show them again, with those that came while hidden.
+
+        Where there is a pane it shows the newest anyway; on a narrow terminal the
+        events counted as unseen are printed above the prompt, or they would be lost.
+        """
         self.session.show_events = not self.session.show_events
-        if self.session.show_events:
-            self.unseen = 0
+        if not self.session.show_events:
+            return
+        unseen, self.unseen = self.unseen, 0
+        if unseen and not self.pane_fits():
+            missed = self.targets.recent_events(unseen)
+            color = self.session.settings.color
+            self.print_above("".join(_paint(logged, color) for logged in missed))
 
     def leave(self, status: int) -> None:
         """End the shell with ``status`` (a signal); the accepted lines are already on disk."""
@@ -402,6 +434,9 @@ class ShellUI:
                 shown = visible(name)
                 self.print_above(f"qmpsh: {shown}: {failure}; `@{shown} reconnect` tries again\n")
                 return
+            if self.qemu_quit:  # asked for: say so, and how to leave
+                self.print_above("qmpsh: QEMU exited (quit); Ctrl-D or `exit` leaves\n")
+                return
             self.status = EXIT_CONNECTION
             auto = self.options.reconnect
             hint = "reconnecting…" if auto else "type `reconnect` to try again"
@@ -422,6 +457,7 @@ class ShellUI:
 
         def renew() -> None:
             self.status = EXIT_OK
+            self.qemu_quit = False
             self.schema = None
             self.warm_schema()
 

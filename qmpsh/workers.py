@@ -29,6 +29,7 @@ class Job:
     """One accepted request on a worker thread; replies, errors and echo wait in ``output``."""
 
     name: str
+    waiting_for: str = ""  # what Ctrl-C stops waiting for: the reply, or `wait`'s event
     output: io.StringIO = field(default_factory=io.StringIO)
     pending: Pending | None = None  # the request on the wire, once sent
     abandoned: bool = False
@@ -48,7 +49,7 @@ def start_job(
     session: Session, request: Request, width: int | None, done: Callable[[Job], None]
 ) -> Job:
     """Run ``request`` on a new worker thread; ``done(job)`` is called there at the end."""
-    job = Job(request_name(request))
+    job = Job(request_name(request), waited_for(request))
     worker = threading.Thread(
         target=_work, args=(session, job, request, width, done), name="qmpsh-job", daemon=True
     )
@@ -71,6 +72,14 @@ def _work(
         session.error(f"internal error: {exc!r}", output)
     finally:
         done(job)  # whatever happened, the prompt must not stay busy
+
+
+def waited_for(request: Request) -> str:
+    """`wait STOP` waits for the STOP event, not for something called wait."""
+    if isinstance(request, ShellCommand) and request.name == "wait":
+        terms = [word for word in request.argv if not word.startswith("timeout=")]
+        return f"the {' '.join(terms)} event" if terms else "an event"
+    return request_name(request)
 
 
 def request_name(request: Request) -> str:

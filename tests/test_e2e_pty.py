@@ -38,8 +38,8 @@ def spawn_qmpsh(args: list[str], tmp_path: Path, **env: str) -> pexpect.spawn:
         PROMPT_TOOLKIT_NO_CPR="1",  # pexpect does not answer cursor position requests
         QMPSH_HISTFILE=str(tmp_path / "history"),
         XDG_CONFIG_HOME=str(tmp_path / "config"),
-        **env,
     )
+    full_env.update(env)
     full_env.pop("NO_COLOR", None)
     return pexpect.spawn(
         qmpsh_command(),
@@ -113,7 +113,7 @@ def test_tab_picks_the_value_used_before(qemu: Qemu, tmp_path: Path) -> None:
 def test_quit_asks_and_n_keeps_qemu(shell: pexpect.spawn, qemu: Qemu) -> None:
     shell.send("quit\r")
     shell.expect(r"really\? \[y/N\]")
-    shell.send("n")
+    shell.send("n\r")
     shell.expect("not sent")
     # "not sent" is printed with the terminal in cooked mode, where the tty itself eats
     # a Ctrl-D (as EOF) before qmpsh could see it: wait for the prompt, drawn in raw mode.
@@ -217,3 +217,22 @@ def test_launch_demo_machine_takes_readme_lines_with_comments_at_a_terminal(
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+@pytest.mark.parametrize("term", ["xterm-256color", "dumb"])
+def test_typed_ahead_line_answers_no_and_is_not_cut(qemu: Qemu, tmp_path: Path, term: str) -> None:
+    """Issue 11.2: `query-status` typed before the question holds a y but is a whole no."""
+    child = spawn_qmpsh([qemu.socket], tmp_path, TERM=term)
+    try:
+        child.expect(PROMPT)
+        child.send("system_reset\rquery-status\r")
+        child.expect(r"confirm: system_reset resets the guest: really\? \[y/N\]")
+        child.expect("not sent")
+        child.expect(PROMPT)
+        child.send("query-name\r")  # the shell goes on
+        child.expect(PROMPT)
+        assert "uery-status'" not in child.before  # no cut command was tried
+    finally:
+        leave(child)
+    with RawMonitor(qemu.socket) as mon:
+        assert mon.execute("query-status")["status"] == "running"

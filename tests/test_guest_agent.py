@@ -185,7 +185,7 @@ def test_shell_asks_before_guest_shutdown_and_no_sends_nothing(ga: QemuGa, tmp_p
         child.expect(GA_PROMPT)
         child.send("guest-shutdown\r")
         child.expect(r"guest-shutdown powers the guest off .*really\? \[y/N\]")
-        child.send("n")  # never y: qemu-ga runs on this host (blocked, but still)
+        child.send("n\r")  # never y: qemu-ga runs on this host (blocked, but still)
         child.expect("not sent")
         child.send("guest-get-host-name\r")
         child.expect("host-name")

@@ -23,10 +23,11 @@ from prompt_toolkit.output import DummyOutput
 from qemu import Qemu
 from support import WAIT, wait_until
 
-from qmpsh import pager
+from qmpsh import layout, pager
 from qmpsh.address import parse_address
 from qmpsh.client import QmpClient
 from qmpsh.history import PrivateHistory
+from qmpsh.layout import signature
 from qmpsh.session import Output, Session, Settings
 from qmpsh.settings import ShellOptions
 from qmpsh.ui import ShellUI
@@ -201,7 +202,7 @@ def test_quit_asks_and_n_keeps_qemu_running(session: Session, qemu: Qemu) -> Non
     with running_ui(session) as run:
         run.send("quit\r")
         assert wait_until(lambda: run.ui.confirming is not None)
-        run.send("n")
+        run.send("n\r")
         assert wait_until(lambda: run.ui.confirming is None)
         assert "not sent" in run.stdout.getvalue() or wait_until(
             lambda: "not sent" in run.stdout.getvalue()
@@ -378,9 +379,235 @@ def test_quit_under_hmp_mode_asks_too(qemu: Qemu) -> None:
         run.send("quit\r")
         assert wait_until(lambda: run.ui.confirming is not None)
         assert "stops QEMU" in run.ui.confirm_text
-        run.send("n")
+        run.send("n\r")
         assert wait_until(lambda: "not sent" in run.stdout.getvalue())
         run.send("info status\r")  # not a question: it runs
         assert wait_until(lambda: "running" in run.stdout.getvalue().split("not sent")[-1])
         assert run.ui.confirming is None
     assert qemu.proc.poll() is None
+
+
+def screen_rows(run: Running) -> list[str]:
+    """The rows the Application last drew (its renderer's screen), as text."""
+    screen = run.ui.app.renderer._last_screen
+    if screen is None:
+        return []
+    rows = []
+    for y in range(screen.height):
+        line = screen.data_buffer[y]
+        width = max(line.keys(), default=-1) + 1
+        rows.append("".join(line[x].char for x in range(width)).rstrip())
+    return rows
+
+
+def seen(session: Session, name: str) -> bool:
+    return any(logged.event.get("event") == name for logged in session.events.recent())
+
+
+def screen_shows(run: Running, text: str) -> bool:
+    return any(text in row for row in screen_rows(run))
+
+
+def test_toolbar_goes_idle_when_a_slow_silent_reply_lands(qemu: Qemu) -> None:
+    """Issue 11.1: no keypress after the reply, yet "running …" leaves the screen."""
+    import os
+    import signal
+
+    session = make_session(qemu.socket, fmt="pretty")  # pretty prints nothing for `cont`
+    with running_ui(session) as run:
+        assert wait_until(lambda: screen_shows(run, str(session.client.address)))
+        os.kill(qemu.pid, signal.SIGSTOP)
+        try:
+            run.send("cont\r")  # a reply with nothing to print
+            assert wait_until(lambda: screen_shows(run, "running cont"))
+        finally:
+            os.kill(qemu.pid, signal.SIGCONT)
+        assert wait_until(lambda: not run.ui.busy)
+        assert wait_until(lambda: not screen_shows(run, "running cont")), screen_rows(run)
+
+
+def test_typed_ahead_command_neither_confirms_nor_is_cut(session: Session, qemu: Qemu) -> None:
+    """Issue 11.2: `query-status` typed ahead holds a y, but the answer is the whole line."""
+    with running_ui(session) as run:
+        run.send("system_reset\rquery-status\r")
+        assert wait_until(lambda: "not sent" in run.stdout.getvalue()), run.stdout.getvalue()
+        assert run.ui.confirming is None and run.ui.buffer.text == ""
+        assert run.ui.prompt_text + "uery-status" not in run.stdout.getvalue()  # nothing cut ran
+        assert "then Enter: query-status\n" in run.stdout.getvalue()  # the whole line answered
+        run.send("query-status\r")  # the shell goes on; no RESET reached QEMU
+        assert wait_until(lambda: '"running"' in run.stdout.getvalue())
+    assert not seen(session, "RESET")
+
+
+def test_confirmation_has_a_prompt_of_its_own(session: Session) -> None:
+    with running_ui(session) as run:
+        run.send("system_reset\r")
+        assert wait_until(lambda: screen_shows(run, "confirm: system_reset resets the guest"))
+        prompt = run.ui.prompt_text.strip()
+        assert not any(row.startswith(prompt) for row in screen_rows(run)[-3:])
+        run.send("\x1b")  # Esc is a no
+        assert wait_until(lambda: "not sent" in run.stdout.getvalue())
+
+
+def test_yes_then_enter_sends(session: Session, qemu: Qemu) -> None:
+    with running_ui(session) as run:
+        run.send("stop\r")
+        assert wait_until(lambda: run.ui.confirming is not None)
+        run.send("yes\r")
+        assert wait_until(lambda: seen(session, "STOP"))
+        run.send("cont\r")
+        assert wait_until(lambda: seen(session, "RESUME"))
+
+
+def test_a_silent_success_says_ok(qemu: Qemu) -> None:
+    """Issue 11.10: `cont` prints nothing in pretty; the shell acknowledges it."""
+    session = make_session(qemu.socket, fmt="pretty")
+    with running_ui(session) as run:
+        run.send("cont\r")
+        assert wait_until(lambda: "ok\n" in run.stdout.getvalue()), run.stdout.getvalue()
+
+
+def test_narrow_f2_shows_the_events_it_hid(session: Session, qemu: Qemu) -> None:
+    """Issue 11.4: below 100 columns the unseen events print when F2 shows events again."""
+    with running_ui(session, columns=80) as run:
+        run.send(F2)
+        assert wait_until(lambda: not session.show_events)
+        assert qemu.vnc_port is not None
+        with closing(vnc_connect("127.0.0.1", qemu.vnc_port)):
+            assert wait_until(lambda: run.ui.unseen > 0)
+        assert wait_until(lambda: seen(session, "VNC_DISCONNECTED"))
+        assert "VNC_CONNECTED" not in run.stdout.getvalue()
+        run.send(F2)
+        assert wait_until(lambda: "VNC_CONNECTED" in run.stdout.getvalue())
+        assert run.ui.unseen == 0
+
+
+def test_completion_menu_leaves_the_signature_hint_visible(session: Session) -> None:
+    """Issue 11.5: at 160x45 the menu after `blockdev-add ` used to cover the hint."""
+    with running_ui(session, columns=160) as run:
+        run.ui.warm_schema()
+        assert wait_until(lambda: run.ui.schema is not None)
+        run.send("blockdev-add ")
+        assert wait_until(lambda: "driver" in toolbar_text(run.ui))
+        run.send("\t")
+        assert wait_until(lambda: run.ui.buffer.complete_state is not None)
+        hint = signature(run.ui)
+        assert "node-name" in hint
+
+        def hint_shown() -> bool:  # whole, though perhaps wrapped over several rows
+            return "".join(hint.split()) in "".join("".join(screen_rows(run)).split())
+
+        assert wait_until(hint_shown), "\n".join([hint, *screen_rows(run)])
+
+
+def test_toolbar_shows_the_run_state_as_events_change_it(session: Session, qemu: Qemu) -> None:
+    """Issue 11.17: running at start (query-status), paused after STOP, running after RESUME."""
+    with running_ui(session) as run:
+        assert wait_until(lambda: screen_shows(run, "running")), screen_rows(run)
+        run.send("stop\r")
+        assert wait_until(lambda: run.ui.confirming is not None)
+        run.send("y\r")
+        assert wait_until(lambda: screen_shows(run, "paused")), screen_rows(run)
+        run.send("cont\r")
+        assert wait_until(lambda: not screen_shows(run, "paused")), screen_rows(run)
+        assert "running" in toolbar_text(run.ui)
+
+
+def test_prelaunch_shows_in_the_toolbar(qemu_factory: Any) -> None:
+    qemu = qemu_factory("-S")
+    session = make_session(qemu.socket)
+    with running_ui(session) as run:
+        assert wait_until(lambda: screen_shows(run, "prelaunch")), screen_rows(run)
+
+
+def test_small_shell_answers(qemu: Qemu) -> None:
+    """Issue 11.18: questions answered, the culprit named, the awaited event named."""
+    session = make_session(qemu.socket, fmt="pretty")
+    with running_ui(session) as run:
+        run.ui.warm_schema()
+        assert wait_until(lambda: run.ui.schema is not None)
+        run.send("format\r")
+        assert wait_until(lambda: "format: pretty" in run.stdout.getvalue()), run.stdout.getvalue()
+        run.send("events filter STOP\r")
+        assert wait_until(lambda: session.event_filter is not None and not run.ui.busy)
+        run.send("events filter\r")  # tells, and keeps the filter
+        assert wait_until(lambda: "events filter: STOP" in run.stdout.getvalue())
+        assert session.event_filter is not None
+        run.send("events filter none\r")
+        assert wait_until(lambda: session.event_filter is None)
+        run.send("qinfo pci\r")
+        assert wait_until(lambda: "unknown command 'qinfo'" in run.stdout.getvalue())
+        assert "expected key=value" not in run.stdout.getvalue()
+        run.send("wait SUSPEND timeout=30\r")
+        assert wait_until(lambda: run.ui.busy)
+        run.send(CTRL_C)
+        assert wait_until(lambda: "stopped waiting for the SUSPEND event" in run.stdout.getvalue())
+
+
+def test_confirmed_quit_says_qemu_exited_and_how_to_leave(qemu_factory: Any) -> None:
+    """Issue 11.16: not "connection lost; type `reconnect`" after a quit one asked for."""
+    qemu = qemu_factory()
+    session = make_session(qemu.socket, fmt="pretty")
+    with running_ui(session) as run:
+        run.send("quit\r")
+        assert wait_until(lambda: run.ui.confirming is not None)
+        run.send("y\r")
+        assert wait_until(lambda: "QEMU exited" in run.stdout.getvalue()), run.stdout.getvalue()
+        assert "reconnect" not in run.stdout.getvalue()
+        assert wait_until(lambda: screen_shows(run, "QEMU exited: Ctrl-D leaves")), screen_rows(run)
+        run.send(CTRL_D)
+        run.thread.join(WAIT)
+        assert run.result == [0]
+
+
+def test_reconnect_while_qemu_is_down_shows_each_try(qemu_factory: Any) -> None:
+    """Issue 11.16: the toolbar tells the tries and the next one, not just `reconnecting`."""
+    qemu = qemu_factory()
+    session = make_session(qemu.socket)
+    with running_ui(session) as run:
+        qemu.stop()
+        assert wait_until(lambda: session.client.failure is not None)
+        run.send("reconnect 1000\r")
+        assert wait_until(lambda: screen_shows(run, "reconnecting: try 2 failed")), screen_rows(run)
+        assert "next in" in toolbar_text(run.ui)
+        run.send(CTRL_C)
+        assert wait_until(lambda: not run.ui.busy)
+        assert wait_until(lambda: screen_shows(run, "disconnected: type reconnect"))
+
+
+def toolbar_row(run: Running) -> int:
+    address = str(run.ui.session.client.address)
+    return next((i for i, row in enumerate(screen_rows(run)) if address in row), -1)
+
+
+def test_f2_does_not_move_the_toolbar(session: Session, qemu: Qemu) -> None:
+    """Issue 11.15: the pane grew taller than the input; hiding it kept the toolbar put."""
+    with running_ui(session) as run:
+        assert qemu.vnc_port is not None
+        for _ in range(5):  # three events each: a pane taller than the input's rows
+            with closing(vnc_connect("127.0.0.1", qemu.vnc_port)):
+                pass
+        assert wait_until(lambda: len(run.pane_lines()) >= 12), run.pane_lines()
+        assert wait_until(lambda: toolbar_row(run) > layout.MENU_ROWS + 1)
+        shown = toolbar_row(run)
+        run.send(F2)
+        assert wait_until(lambda: not any("│" in row for row in screen_rows(run)))
+        assert toolbar_row(run) == shown, "\n".join(screen_rows(run))
+
+
+def test_continuation_lines_are_marked(session: Session) -> None:
+    with running_ui(session) as run:
+        run.send('{"execute": "query-status"\r')
+        assert wait_until(lambda: run.ui.buffer.text.endswith("\n"))
+        assert wait_until(lambda: any(row.lstrip().startswith("...") for row in screen_rows(run)))
+
+
+def test_ctrl_r_onto_a_multi_line_entry_shows_it(session: Session) -> None:
+    """Issue 11.15: the found entry's lines are on screen, not an empty line."""
+    with running_ui(session) as run:
+        run.send('{"execute":\r"query-status"}\r')
+        assert wait_until(lambda: '"running"' in run.stdout.getvalue())
+        run.send("\x12query-st")  # Ctrl-R
+        assert wait_until(lambda: screen_shows(run, "query-st"))
+        assert wait_until(lambda: screen_shows(run, '"query-status"}')), "\n".join(screen_rows(run))
+        assert screen_shows(run, '{"execute":')
