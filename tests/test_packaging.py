@@ -101,7 +101,10 @@ def test_a_users_type_checker_sees_the_library_types(venv: Path) -> None:
     script = venv / "user_script.py"
     script.write_text("import qmpsh\n\nqmpsh.connect(1)\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MYPYPATH")}
-    python = str(venv / "bin" / "python")
-    cmd = [python, "-m", "mypy", "--no-incremental", "--strict", str(script)]
+    python = str(venv / "bin" / "python")  # whose site-packages mypy searches for qmpsh
+    # mypy itself from the test's interpreter: the venv borrows only the base's packages,
+    # and in CI the tests run from a venv of their own
+    cmd = [sys.executable, "-m", "mypy", "--no-incremental", "--strict"]
+    cmd += ["--python-executable", python, str(script)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=venv, env=env)
     assert 'Argument 1 to "connect" has incompatible type "int"' in result.stdout, result.stdout
