@@ -64,7 +64,7 @@ from qmpsh.errors import (
     ProtocolError,
     QmpshError,
 )
-from qmpsh.monitor import Capabilities
+from qmpsh.monitor import Capabilities, execute_command
 
 if TYPE_CHECKING:
     from qmpsh.fds import PassedFile
@@ -378,13 +378,7 @@ class QmpClient:
         self, name: str, arguments: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> Any:
         """Run one command and return its ``return`` value; a QMP error is CommandError."""
-        message: dict[str, Any] = {"execute": name}
-        if arguments:
-            message["arguments"] = arguments
-        reply = self.execute_message(message, timeout=timeout)
-        if "error" in reply:
-            raise CommandError.from_reply(reply)
-        return reply.get("return")
+        return execute_command(self, name, arguments, timeout=timeout)
 
     def _send(self, message: dict[str, Any], fds: Sequence[PassedFile] = ()) -> None:
         """Write one message; ``fds`` ride on the ``sendmsg`` that carries its first byte.

@@ -65,7 +65,7 @@ from qmpsh.errors import (
 )
 from qmpsh.libvirt_address import LibvirtAddress, uri_for
 from qmpsh.libvirt_targets import import_libvirt, one_line
-from qmpsh.monitor import Capabilities
+from qmpsh.monitor import Capabilities, execute_command
 
 if TYPE_CHECKING:
     from qmpsh.fds import PassedFile
@@ -351,13 +351,7 @@ class LibvirtMonitor:
         self, name: str, arguments: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> Any:
         """Run one command and return its ``return`` value; a QMP error is CommandError."""
-        message: dict[str, Any] = {"execute": name}
-        if arguments:
-            message["arguments"] = arguments
-        reply = self.execute_message(message, timeout=timeout)
-        if "error" in reply:
-            raise CommandError.from_reply(reply)
-        return reply.get("return")
+        return execute_command(self, name, arguments, timeout=timeout)
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:

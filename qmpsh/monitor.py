@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
-from qmpsh.errors import InputError
+from qmpsh.errors import CommandError, InputError
 
 if TYPE_CHECKING:
     from qmpsh.errors import QmpshError
@@ -233,3 +233,21 @@ def forward_of(monitor: Monitor) -> SshForward | None:
         forward: SshForward = monitor.address.forward
         return forward
     return None
+
+
+def execute_command(
+    monitor: Monitor,
+    name: str,
+    arguments: dict[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+) -> Any:
+    """``Monitor.execute`` for every backend: one command, its ``return`` value, and a QMP
+    error raised as CommandError (whatever shape the peer gave it)."""
+    message: dict[str, Any] = {"execute": name}
+    if arguments:
+        message["arguments"] = arguments
+    reply = monitor.execute_message(message, timeout=timeout)
+    if "error" in reply:
+        raise CommandError.from_reply(reply)
+    return reply.get("return")
