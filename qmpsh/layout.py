@@ -214,7 +214,7 @@ def _disconnected(ui: ShellUI) -> str:
     from qmpsh.reconnect import last_attempt
 
     if ui.job is not None:
-        attempt = last_attempt(ui.session)
+        attempt = last_attempt(ui.targets.current)
         if attempt is None:
             return "reconnecting…"
         return (

@@ -207,7 +207,7 @@ class ShellUI:
         self.print_above(self.prompt_text + visible(text, newlines=True) + "\n")
         try:
             name, text = split_at_target(text)
-            session = self.session if name is None else self.targets.get(name)
+            session = self.targets.current if name is None else self.targets.get(name)
             request = session.parse(text)
         except InputError as exc:
             self.print_above(visible(_input_error(exc, text, len(self.prompt_text)), newlines=True))
