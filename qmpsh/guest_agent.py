@@ -259,6 +259,39 @@ def is_guest_agent(client: object) -> bool:
     return isinstance(client, GuestAgent)
 
 
+GREETING_GLANCE = 0.5  # QEMU greets at once on accept; qemu-ga never speaks first
+
+
+def _greets(address: Address, wait: float) -> bool:
+    """A first look that sends nothing: does the peer greet like QEMU?
+
+    Sending qemu-ga's 0xFF and sync to a QEMU that greeted left its monitor not
+    greeting the next client now and then, so QEMU is told apart before anything is
+    sent.  Silence (qemu-ga, or a QEMU busy with another client) means asking.
+    """
+    import socket
+
+    from qmpsh.address import UnixAddress
+
+    if not isinstance(address, UnixAddress):
+        return False  # TCP: left to the probe
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(GREETING_GLANCE)
+                sock.connect(address.path)
+                try:
+                    first = sock.recv(16)
+                except TimeoutError:
+                    return False
+                return first.lstrip().startswith(b'{"QMP"')
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.monotonic() >= deadline:
+                return False  # the probe says why
+            time.sleep(0.05)
+
+
 def answers_as_guest_agent(address: Address, *, wait: float, timeout: float) -> bool:
     """``-N``: QMP if the peer greets, a guest agent if it answers the sync instead.
 
@@ -266,6 +299,8 @@ def answers_as_guest_agent(address: Address, *, wait: float, timeout: float) -> 
     connection sends the sync straight away and takes whichever comes first.  Neither
     within ``BUSY_WAIT``: both serve one client at a time, so say that.
     """
+    if _greets(address, wait):
+        return False  # QEMU: nothing was sent to it, so its monitor is left as it was
     probe = GuestAgent(address, timeout=timeout)
     try:
         probe.connect(wait)

@@ -221,3 +221,11 @@ def test_reconnect_keeps_the_guest_agent_dialect(ga: QemuGa) -> None:
         assert new.version == old.version != (0, 0, 0)
     finally:
         new.close()
+
+
+def test_dash_n_leaves_qemus_monitor_greeting_the_next_client(qemu: Qemu, tmp_path: Path) -> None:
+    """`-N` tells QEMU apart before sending anything: the probe used to send qemu-ga's
+    0xFF and sync to QEMU, whose monitor then now and then did not greet the next run."""
+    for _ in range(8):
+        run = qmpsh(tmp_path, "-N", qemu.socket, "-c", "qmp_capabilities", "-c", "query-status")
+        assert run.returncode == 0, run.stderr
