@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 
 DEFAULT_BINARY = "qemu-system-x86_64"
 VNC_BASE_PORT = 5900
-READY_WAIT = 10.0
-LAUNCH_ATTEMPTS = 3
+VNC_DISPLAYS = 1000  # --launch picks a display at random among the first ones (see _launch_once)
+READY_WAIT = 30.0  # an upper bound for a failing start on a busy machine, not a timing
+LAUNCH_ATTEMPTS = 5
 PORT_CLASH = ("Address already in use", "Failed to find an available port")
 STOP_GRACE = 5.0
 STDERR_TAIL_LINES = 5
@@ -231,12 +232,15 @@ def launch_qemu(extra_args: Sequence[str] = (), *, binary: str = DEFAULT_BINARY)
 
 
 def _launch_once(path: str, extra_args: Sequence[str]) -> LaunchedQemu:
+    import random
+
     from qmpsh import launch_dirs
 
     launch_dirs.sweep_stale()
     temp_dir, lock_fd = launch_dirs.make_locked()
     try:
-        vnc_port = free_port(VNC_BASE_PORT)
+        # A random first display: qmpshs launched side by side would all pick 5900.
+        vnc_port = free_port(VNC_BASE_PORT + random.randrange(VNC_DISPLAYS))
         spice_port = free_port(avoid=vnc_port)
         args = [path, *_base_args(temp_dir / "qmp.sock", vnc_port, spice_port), *extra_args]
         proc = _spawn(args, temp_dir, lock_fd)

@@ -107,6 +107,7 @@ def die_with_parent() -> Callable[[], None]:
     def preexec() -> None:
         prctl(PR_SET_PDEATHSIG, term, 0, 0, 0)
         if os.getppid() != parent:
+            os.write(2, b"qmpsh exited before QEMU started\n")  # into qemu.stderr
             os._exit(1)
 
     return preexec
