@@ -115,36 +115,62 @@ def _terminal_columns() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options, with qmp-shell's short flags kept for its users."""
+    """The options, in groups for --help, with qmp-shell's short flags kept for its users."""
     p = argparse.ArgumentParser(
         prog="qmpsh",
         description="An interactive shell for the QEMU Monitor Protocol (QMP).",
         epilog=EPILOG,
         formatter_class=_HelpFormatter,
     )
-    p.add_argument(
+    _where_options(p.add_argument_group("where to connect"))
+    _running_options(p.add_argument_group("running commands"))
+    _output_options(p.add_argument_group("output"))
+    _event_options(p.add_argument_group("events"))
+    _interactive_options(p.add_argument_group("the interactive shell"))
+    _other_options(p.add_argument_group("other"))
+    return p
+
+
+def _where_options(g: argparse._ArgumentGroup) -> None:
+    """The target: a socket, a libvirt domain, a host over ssh, or a QEMU of our own."""
+    g.add_argument(
         "address",
         nargs="*",
         metavar="ADDRESS",
         help="QMP socket: PATH, unix:PATH, HOST:PORT or ssh://HOST/PATH; or libvirt:DOMAIN; "
         "several (or libvirt:*) run each line on all of them at once, output tagged",
     )
-    p.add_argument("--version", action="version", version=f"qmpsh {__version__}")
-    p.add_argument(
+    g.add_argument(
         "--launch",
         action="store_true",
         help="start a throwaway demo QEMU (a paused PC with a disk 'disk0' and a CD-ROM "
         "'ide1-cd0', VNC and SPICE on 127.0.0.1) and connect to it; arguments after -- "
         "are passed to QEMU; it is stopped when qmpsh exits",
     )
-    p.add_argument(
+    g.add_argument(
         "--wait",
         default="0",
         metavar="SECONDS",
         help="keep retrying until the socket accepts connections (libvirt: until the "
         "domain exists and runs)",
     )
-    p.add_argument(
+    g.add_argument(
+        "-N",
+        "--skip-negotiation",
+        action="store_true",
+        help="do not send qmp_capabilities (the server is already negotiated); a socket "
+        "that answers guest-sync-delimited instead of greeting is taken for a guest agent",
+    )
+    g.add_argument(
+        "--ga",
+        action="store_true",
+        help="the address is a qemu-guest-agent socket (same as qga:ADDRESS)",
+    )
+
+
+def _running_options(g: argparse._ArgumentGroup) -> None:
+    """What to run and how strictly: one-shot lines, scripts, HMP, checks and confirmations."""
+    g.add_argument(
         "-c",
         "--command",
         action="append",
@@ -152,24 +178,73 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LINE",
         help="run LINE and exit (repeatable; visible in ps: keep passwords out of it)",
     )
-    p.add_argument("-f", "--file", metavar="FILE", help="run the lines of FILE and exit")
-    p.add_argument(
+    g.add_argument("-f", "--file", metavar="FILE", help="run the lines of FILE and exit")
+    g.add_argument(
         "--vminfo",
         action="store_true",
         help="print an overview of the VM (machine, CPUs, memory, disks, NICs, SPICE/VNC "
         "clients, chardevs) and exit; the same as -c vminfo",
     )
-    p.add_argument(
+    g.add_argument(
+        "-H", "--hmp", action="store_true", help="every line is a human monitor (HMP) command"
+    )
+    g.add_argument(
+        "--timeout",
+        default="30",
+        metavar="SECONDS",
+        help="how long to wait for a reply or for --wait-event (default 30)",
+    )
+    g.add_argument(
+        "--exit-on-error", action="store_true", help="stop a script at the first failing line"
+    )
+    g.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="send requests without checking them against the server's schema",
+    )
+    g.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="do not ask before quit, system_reset, system_powerdown, stop, "
+        "guest-shutdown, guest-suspend-*",
+    )
+    g.add_argument("-v", "--verbose", action="store_true", help="echo each request as sent")
+
+
+def _output_options(g: argparse._ArgumentGroup) -> None:
+    """How replies look, and where a copy of the traffic goes."""
+    g.add_argument(
         "--format",
         choices=("pretty", "json", "raw"),
         help="reply format (default: pretty on a terminal, json otherwise); "
         "raw prints whole wire messages, errors included, on stdout",
     )
-    p.add_argument("-p", "--pretty", action="store_true", help="same as --format pretty")
-    p.add_argument(
-        "--exit-on-error", action="store_true", help="stop a script at the first failing line"
+    g.add_argument("-p", "--pretty", action="store_true", help="same as --format pretty")
+    g.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour output (default auto; NO_COLOR is honoured)",
     )
-    p.add_argument(
+    g.add_argument("-q", "--quiet", action="store_true", help="no banner and no warnings")
+    g.add_argument("--no-pager", action="store_true", help="never page long replies")
+    g.add_argument(
+        "-l",
+        "--logfile",
+        metavar="FILE",
+        help="append every message both ways as JSON lines (same as --transcript)",
+    )
+    g.add_argument(
+        "--transcript",
+        metavar="FILE",
+        help="append every message both ways and every event as JSON lines",
+    )
+
+
+def _event_options(g: argparse._ArgumentGroup) -> None:
+    """Where events go, which ones, and what to wait for."""
+    g.add_argument(
         "--events",
         nargs="?",
         const="-",
@@ -177,94 +252,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="write every event as a JSON line to stderr, or with --events=FILE (the = is "
         "needed) append to FILE",
     )
-    p.add_argument(
+    g.add_argument(
         "--events-filter",
         metavar="SPEC",
         help="only show events matching SPEC (globs, !NAME, field=value)",
     )
-    p.add_argument(
+    g.add_argument(
         "--wait-event",
         metavar="EVENT",
         help="after any commands, wait for EVENT (with field=value filters in "
         "--events-filter) and print it; exit 4 on timeout",
     )
-    p.add_argument(
-        "--timeout",
-        default="30",
-        metavar="SECONDS",
-        help="how long to wait for a reply or for --wait-event (default 30)",
-    )
-    p.add_argument("-v", "--verbose", action="store_true", help="echo each request as sent")
-    p.add_argument(
-        "-H", "--hmp", action="store_true", help="every line is a human monitor (HMP) command"
-    )
-    p.add_argument(
-        "-N",
-        "--skip-negotiation",
-        action="store_true",
-        help="do not send qmp_capabilities (the server is already negotiated); a socket "
-        "that answers guest-sync-delimited instead of greeting is taken for a guest agent",
-    )
-    p.add_argument(
-        "--ga",
-        action="store_true",
-        help="the address is a qemu-guest-agent socket (same as qga:ADDRESS)",
-    )
-    p.add_argument(
-        "-l",
-        "--logfile",
-        metavar="FILE",
-        help="append every message both ways as JSON lines (same as --transcript)",
-    )
-    p.add_argument(
-        "--transcript",
-        metavar="FILE",
-        help="append every message both ways and every event as JSON lines",
-    )
-    p.add_argument(
-        "--no-validate",
-        action="store_true",
-        help="send requests without checking them against the server's schema",
-    )
-    p.add_argument(
-        "-y",
-        "--yes",
-        action="store_true",
-        help="do not ask before quit, system_reset, system_powerdown, stop, "
-        "guest-shutdown, guest-suspend-*",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="no banner and no warnings")
-    p.add_argument(
+
+
+def _interactive_options(g: argparse._ArgumentGroup) -> None:
+    """Options that only the interactive shell reads."""
+    g.add_argument(
         "--no-pane",
         action="store_true",
         help="print events above the prompt instead of in a side pane",
     )
-    p.add_argument("--no-pager", action="store_true", help="never page long replies")
-    p.add_argument(
+    g.add_argument(
         "--reconnect",
         action="store_true",
-        help="interactive shell: when the connection is lost, reconnect on its own "
+        help="when the connection is lost, reconnect on its own "
         "(back-off 0.1 s to 5 s, until Ctrl-C); without it, type `reconnect`",
     )
-    p.add_argument(
-        "--color",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="colour output (default auto; NO_COLOR is honoured)",
-    )
-    p.add_argument(
+
+
+def _other_options(g: argparse._ArgumentGroup) -> None:
+    """Everything that is not about one session: config, completions, discovery."""
+    g.add_argument("--version", action="version", version=f"qmpsh {__version__}")
+    g.add_argument(
         "--config",
         metavar="PATH",
         help="read defaults from this TOML file (default: $QMPSH_CONFIG, "
         "else $XDG_CONFIG_HOME/qmpsh/config.toml); command-line flags win",
     )
-    p.add_argument(
+    g.add_argument(
         "--completions",
         choices=("bash", "zsh", "fish"),
         metavar="SHELL",
         help="print the completion script for SHELL (bash, zsh or fish) and exit",
     )
-    p.add_argument(
+    g.add_argument(
         "--list-sockets",
         action="store_true",
         help="print the unix sockets found in the current directory and $XDG_RUNTIME_DIR, "
@@ -272,7 +303,6 @@ def build_parser() -> argparse.ArgumentParser:
         "extra; QMPSH_LIBVIRT_LIST=no leaves them out), one per line, and exit; with an address "
         "ssh://[USER@]HOST[:PORT], the sockets on that host (home directory for the current one)",
     )
-    return p
 
 
 def split_qemu_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
