@@ -12,7 +12,8 @@ doing N lock-step ``query-status`` and printing each reply, on this interpreter:
 
 qmp-shell cannot take part: it needs the QMP socket, and libvirtd holds it (QEMU
 serves one client per monitor).  Runs are interleaved so the machine's load drifts
-over all contenders alike.  Target: qmpsh's rate >= 0.8x the raw loop's.
+over all contenders alike.  Target: qmpsh's lock-step rate (per command, start-up
+left out) >= 0.8x the raw loop's; the whole run, start-up included, is printed beside it.
 
     python benchmarks/libvirt_overhead.py            # N = 200 and 2000, 3 runs each
     python benchmarks/libvirt_overhead.py --quick    # N = 200 and 1000, 1 run each
@@ -29,7 +30,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from _common import REPO, install_sigterm_handler, median, qmpsh_argv, table, verdict
+from _common import (
+    REPO,
+    compiled_tree_env,
+    install_sigterm_handler,
+    median,
+    qmpsh_argv,
+    table,
+    verdict,
+)
 
 sys.path.insert(0, str(REPO / "tests"))
 from libvirt_lab import LibvirtLab  # the tests' lab: same daemons, same domain
@@ -78,12 +87,12 @@ def contenders() -> list[Contender]:
     ]
 
 
-def run_once(c: Contender, domain: str, n: int) -> tuple[float, float]:
+def run_once(c: Contender, domain: str, n: int, env: dict[str, str]) -> tuple[float, float]:
     """Wall time and CPU time (user + sys) of one whole process doing ``n`` commands."""
     stdin = b"query-status\n" * n if c.piped else b""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run(c.argv(domain, n), input=stdin, capture_output=True, check=False)
+    done = subprocess.run(c.argv(domain, n), input=stdin, capture_output=True, check=False, env=env)
     elapsed = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -96,12 +105,13 @@ def run_once(c: Contender, domain: str, n: int) -> tuple[float, float]:
 
 def measure(domain: str, sizes: tuple[int, ...], repeats: int) -> list[Contender]:
     runners = contenders()
+    env = compiled_tree_env()
     for c in runners:  # warm-up: page cache, libvirt's first-command taint, schema of nothing
-        run_once(c, domain, 1)
+        run_once(c, domain, 1, env)
     for n in sizes:
         for _ in range(repeats):
             for c in runners:
-                wall, cpu = run_once(c, domain, n)
+                wall, cpu = run_once(c, domain, n, env)
                 c.times.setdefault(n, []).append(wall)
                 c.cpu.setdefault(n, []).append(cpu)
     return runners
@@ -110,30 +120,35 @@ def measure(domain: str, sizes: tuple[int, ...], repeats: int) -> list[Contender
 def report(runners: list[Contender], sizes: tuple[int, ...]) -> None:
     small, big = sizes[0], sizes[-1]
     raw = runners[0]
-    rows = []
+
+    def per_command(c: Contender, figures: dict[int, list[float]]) -> float:
+        return (median(figures[big]) - median(figures[small])) / (big - small) * 1000
+
+    raw_step, raw_whole = per_command(raw, raw.times), median(raw.times[big])
+    rows, steady = [], 0.0
     for c in runners:
-        t_small, t_big = median(c.times[small]), median(c.times[big])
-        per_command = (t_big - t_small) / (big - small) * 1000
-        rate = big / t_big
-        ratio = rate / (big / median(raw.times[big]))
-        cpu = (median(c.cpu[big]) - median(c.cpu[small])) / (big - small) * 1000
+        step, whole = per_command(c, c.times), median(c.times[big])
+        steady = raw_step / step  # the last row's (qmpsh's) is the one judged
         rows.append(
-            [c.name, f"{t_big:.2f} s", f"{rate:.0f}/s", f"{per_command:.3f} ms", f"{cpu:.3f} ms",
-             f"{ratio:.2f}x"]
+            [c.name, f"{whole:.2f} s", f"{step:.3f} ms", f"{per_command(c, c.cpu):.3f} ms",
+             f"{steady:.2f}x", f"{raw_whole / whole:.2f}x"]
         )  # fmt: skip
-    rows.append(["qmp-shell", "-", "-", "-", "-", "cannot reach a libvirt domain"])
-    headers = ["client", f"N={big} wall", "rate", "per command", "CPU/command", "rate vs raw"]
+    rows.append(["qmp-shell", "-", "-", "-", "cannot reach a libvirt domain", "-"])
+    headers = ["client", f"N={big} wall", "per command", "CPU/command", "lock-step rate vs raw",
+               f"whole run vs raw (N={big})"]  # fmt: skip
     print(table(headers, rows))
-    qmpsh_ratio = float(rows[2][5].rstrip("x"))
     print()
     print("qmp-shell needs the QMP socket itself; libvirtd holds it (one client per monitor),")
     print("so there is no qmp-shell figure on a libvirt domain.")
     print(
-        f"per command = (wall at N={big} - wall at N={small}) / {big - small}: "
-        "the cost of one more command, start-up left out; CPU/command likewise, from the "
-        "process's user + sys time (what the client itself burns, whatever the load)"
+        f"per command = (wall at N={big} - wall at N={small}) / {big - small}: the cost of one "
+        "more command, start-up left out; its inverse is the lock-step rate.  CPU/command "
+        "likewise, from the process's user + sys time (what the client itself burns, whatever "
+        "the load).  The whole run includes start-up (imports, libvirt.open, the schema)."
     )
-    print(f"target: qmpsh rate >= {TARGET}x raw libvirt-python: {verdict(qmpsh_ratio >= TARGET)}")
+    print(
+        f"target: qmpsh lock-step rate >= {TARGET}x raw libvirt-python: {verdict(steady >= TARGET)}"
+    )
 
 
 def main() -> None:
