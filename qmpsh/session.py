@@ -122,13 +122,12 @@ class Session:
         ``client`` must already carry the old one's listeners: they have to be in place
         before it connects, or an event sent right after the greeting is missed, so
         ``reconnect`` wires them then and this does not do it a second time.  The
-        schema is kept when the server is the same QEMU version and read again
-        (lazily) when it is not, since a restarted QEMU may be an upgraded one.
+        schema is read again (lazily, from the cache when it has this server's key):
+        the new server may be another build, even of the same version.
         """
-        old, self.client = self.client, client
-        if (client.version, client.package) != (old.version, old.package):
-            self._schema = None
-            self.shell_words = self.commands.names()
+        self.client = client
+        self._schema = None
+        self.shell_words = self.commands.names()
         self._schema_failed = False
         for listener in list(self._client_listeners):
             listener(client)
