@@ -25,7 +25,7 @@ import pytest
 from support import QMPSH, private_env
 
 from qmpsh import discover
-from qmpsh.cli import build_parser
+from qmpsh.options import build_parser
 from qmpsh.shell_completions import SCRIPTS, SHELLS, completion_script
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -71,7 +71,7 @@ def test_delays_double_up_to_the_cap() -> None:
 
 
 def test_reconnect_is_a_command_line_flag() -> None:
-    from qmpsh.cli import build_parser
+    from qmpsh.options import build_parser
 
     assert build_parser().parse_args(["--reconnect", "x.sock"]).reconnect is True
     assert build_parser().parse_args(["x.sock"]).reconnect is False

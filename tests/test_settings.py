@@ -14,11 +14,12 @@ import pytest
 
 from qmpsh import cli
 from qmpsh.config import Config
+from qmpsh.options import build_parser
 from qmpsh.settings import Settings, ShellOptions, format_named
 
 
 def fold(argv: list[str], config: Config) -> tuple[Settings, ShellOptions]:
-    args = cli.build_parser().parse_args([*argv, "vm.sock"])
+    args = build_parser().parse_args([*argv, "vm.sock"])
     return cli._settings(args, config), cli._shell_options(args, config)
 
 
@@ -68,10 +69,10 @@ def test_colour_choice_from_the_config_reaches_the_settings() -> None:
 def test_a_bad_config_filter_warns_and_the_flag_wins_over_the_config(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    args = cli.build_parser().parse_args(["vm.sock"])
+    args = build_parser().parse_args(["vm.sock"])
     assert cli._event_filter(args, Config(events_filter="=x")) is None
     assert capsys.readouterr().err.count("config events.filter") == 1
-    flagged = cli.build_parser().parse_args(["--events-filter", "STOP", "vm.sock"])
+    flagged = build_parser().parse_args(["--events-filter", "STOP", "vm.sock"])
     found = cli._event_filter(flagged, Config(events_filter="RESUME"))
     assert found is not None and found.matches({"event": "STOP"})
     assert not found.matches({"event": "RESUME"})
