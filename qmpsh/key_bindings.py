@@ -73,11 +73,10 @@ def _line_bindings(kb: KeyBindings, ui: ShellUI, confirming: Condition) -> None:
 
     @kb.add("enter", filter=~menu_selected & ~confirming)
     def _enter(event: KeyPressEvent) -> None:
-        """Run the line when it is complete; otherwise start a continuation line."""
+        """Run the line when it is complete (after the running command, if one runs);
+        otherwise start a continuation line."""
         if not ui.session.syntax.is_complete(ui.buffer.text):
             ui.buffer.insert_text("\n")
-        elif ui.busy:
-            event.app.output.bell()  # one command at a time; Ctrl-C stops waiting
         else:
             ui.accept()
 

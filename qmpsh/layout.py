@@ -195,6 +195,8 @@ def toolbar_fragments(ui: ShellUI) -> StyleAndTextTuples:
         parts.append(("class:toolbar.signature", hint + "  "))
     if ui.job is not None:
         parts.append(("class:busy", f"running {ui.job.name}… Ctrl-C stops waiting  "))
+        if ui.queued:
+            parts.append(("class:busy", f"{ui.queued} queued  "))
     client = ui.session.client
     if client.failure is not None:
         parts.append(("class:toolbar.disconnected", f"{_disconnected(ui)}  "))

@@ -106,7 +106,7 @@ class ShellUI:
         self.status = EXIT_OK
         self.prompt_text = self._prompt()
         self._event_lines: list[str] = []  # events waiting to print above the prompt
-        self._queued_lines: deque[str] = deque()  # the rest of a pasted block
+        self._queued_lines: deque[str] = deque()  # a pasted block's rest, lines typed ahead
         self._queue_lock = threading.Lock()
         self._redraw_lock = threading.Lock()
         self._redraw_pending = False  # an event redraw is scheduled (see _redraw_for_events)
@@ -154,6 +154,11 @@ class ShellUI:
     def busy(self) -> bool:
         return self.job is not None
 
+    @property
+    def queued(self) -> int:
+        """Requests typed ahead or pasted that wait for the running one (Ctrl-C drops them)."""
+        return len(self._queued_lines)
+
     def pane_fits(self) -> bool:
         """The pane would be drawn: allowed here and the terminal is wide enough."""
         return self.options.pane and self.app.output.get_size().columns >= WIDE_ENOUGH
@@ -184,7 +189,9 @@ class ShellUI:
 
         A pasted block holds several requests; they run one after another, each
         echoed as if typed, as a shell would (a transaction or JSON spanning lines
-        stays one request).
+        stays one request).  A line entered while a command runs waits its turn the
+        same way (typed ahead, as in a shell): the next command is often typed as soon
+        as the last one's output shows, before its job has quite ended.
         """
         text = self.buffer.text
         if text.strip():
@@ -192,7 +199,7 @@ class ShellUI:
         self.buffer.reset()
         lines = logical_lines(text.splitlines(), lambda: self.session.syntax)
         requests = [request for _, request in lines]
-        if len(requests) > 1:
+        if len(requests) > 1 or self.busy:
             self._queued_lines.extend(requests)
             self.run_queued()
             return
@@ -250,14 +257,16 @@ class ShellUI:
 
     def cancel(self) -> None:
         """Ctrl-C during a command: drop its reply (matched by id when it comes) and go on."""
-        self._queued_lines.clear()  # Ctrl-C stops a pasted block too
+        dropped = len(self._queued_lines)
+        self._queued_lines.clear()  # Ctrl-C stops a pasted block and typed-ahead lines too
         job, self.job = self.job, None
         if job is None:
             return
         (self._job_session or self.session).cancel.set()  # a waiting `reconnect` stops too
         job.abandon()
         late = "a late reply will be dropped"
-        self.print_above(f"^C: stopped waiting for {job.waiting_for}; {late}\n")
+        also = f"; {dropped} queued not run" if dropped else ""
+        self.print_above(f"^C: stopped waiting for {job.waiting_for}; {late}{also}\n")
 
     def _finish(self, job: Job) -> None:
         """On the UI thread, once the worker is done: print (or page) what it made."""

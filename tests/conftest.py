@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -28,8 +29,17 @@ def pytest_configure(config: pytest.Config) -> None:
     """Before anything is collected or started, the run forgets the user's settings:
     module fixtures and children started without ``env=`` see a private HOME too."""
     global _session_home, _saved_env
+    _children_take_sigint()
     _session_home = Path(tempfile.mkdtemp(prefix="qmpsh-tests-home-"))
     _saved_env = isolate(os.environ, _session_home)
+
+
+def _children_take_sigint() -> None:
+    """A run started in the background of a non-interactive shell (``pytest &``, a CI
+    job runner) inherits SIGINT ignored, and exec keeps an ignored signal ignored: every
+    qmpsh a test starts would then shrug off the SIGINT that tests send it (exit 0
+    instead of 130).  Python's own handler is reset to the default across exec."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

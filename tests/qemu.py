@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,16 @@ class Qemu:
         """Send a signal to our own QEMU, by PID."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, sig)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """QEMU stopped by SIGSTOP for the block (whatever is sent stays unanswered);
+        thawed whatever happens."""
+        self.kill(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.kill(signal.SIGCONT)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

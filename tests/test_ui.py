@@ -21,7 +21,7 @@ from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from qemu import Qemu
-from support import WAIT, wait_until
+from support import WAIT, wait_for, wait_until
 
 from qmpsh import layout, pager
 from qmpsh.address import parse_address
@@ -400,6 +400,15 @@ def screen_rows(run: Running) -> list[str]:
     return rows
 
 
+def redrawn(run: Running) -> None:
+    """Wait for two whole redraws from now: a height one draw settles is used by the next."""
+    app = run.ui.app
+    for _ in range(2):
+        drawn = app.render_counter
+        app.invalidate()
+        wait_for(lambda: app.render_counter > drawn, "a redraw")  # noqa: B023 (used at once)
+
+
 def seen(session: Session, name: str) -> bool:
     return any(logged.event.get("event") == name for logged in session.events.recent())
 
@@ -410,20 +419,46 @@ def screen_shows(run: Running, text: str) -> bool:
 
 def test_toolbar_goes_idle_when_a_slow_silent_reply_lands(qemu: Qemu) -> None:
     """Issue 11.1: no keypress after the reply, yet "running …" leaves the screen."""
-    import os
-    import signal
-
     session = make_session(qemu.socket, fmt="pretty")  # pretty prints nothing for `cont`
     with running_ui(session) as run:
         assert wait_until(lambda: screen_shows(run, str(session.client.address)))
-        os.kill(qemu.pid, signal.SIGSTOP)
-        try:
+        with qemu.frozen():
             run.send("cont\r")  # a reply with nothing to print
             assert wait_until(lambda: screen_shows(run, "running cont"))
-        finally:
-            os.kill(qemu.pid, signal.SIGCONT)
         assert wait_until(lambda: not run.ui.busy)
         assert wait_until(lambda: not screen_shows(run, "running cont")), screen_rows(run)
+
+
+def test_a_line_entered_while_a_command_runs_runs_after_it(session: Session, qemu: Qemu) -> None:
+    """Enter while busy used to ring the bell and leave the line unrun: typed ahead, it
+    waits its turn (counted in the toolbar) and runs when the reply lands."""
+    with running_ui(session) as run:
+        assert wait_until(lambda: screen_shows(run, str(session.client.address)))
+        with qemu.frozen():
+            run.send("query-name\r")
+            assert wait_until(lambda: run.ui.busy)
+            run.send("query-status\r")
+            assert wait_until(lambda: "1 queued" in toolbar_text(run.ui)), toolbar_text(run.ui)
+            assert run.ui.buffer.text == ""
+        assert wait_until(lambda: run.ui.prompt_text + "query-status" in run.stdout.getvalue())
+        assert wait_until(lambda: '"running"' in run.stdout.getvalue()), run.stdout.getvalue()
+        assert wait_until(lambda: not run.ui.busy and run.ui.queued == 0)
+
+
+def test_ctrl_c_drops_what_was_typed_ahead(session: Session, qemu: Qemu) -> None:
+    with running_ui(session) as run:
+        assert wait_until(lambda: screen_shows(run, str(session.client.address)))
+        with qemu.frozen():
+            run.send("query-name\r")
+            assert wait_until(lambda: run.ui.busy)
+            run.send("stop\r")
+            assert wait_until(lambda: run.ui.queued == 1)
+            run.send(CTRL_C)
+            assert wait_until(lambda: "1 queued not run" in run.stdout.getvalue())
+        assert wait_until(lambda: not run.ui.busy)
+        assert run.ui.confirming is None  # the dropped `stop` was never asked about
+        run.send("query-status\r")
+        assert wait_until(lambda: '"running"' in run.stdout.getvalue()), run.stdout.getvalue()
 
 
 def test_typed_ahead_command_neither_confirms_nor_is_cut(session: Session, qemu: Qemu) -> None:
@@ -587,8 +622,11 @@ def test_f2_does_not_move_the_toolbar(session: Session, qemu: Qemu) -> None:
         for _ in range(5):  # three events each: a pane taller than the input's rows
             with closing(vnc_connect("127.0.0.1", qemu.vnc_port)):
                 pass
-        assert wait_until(lambda: len(run.pane_lines()) >= 12), run.pane_lines()
-        assert wait_until(lambda: toolbar_row(run) > layout.MENU_ROWS + 1)
+        names = lambda: [e.event.get("event") for e in session.events.recent()]  # noqa: E731
+        assert wait_until(lambda: names().count("VNC_DISCONNECTED") == 5)  # every event is in
+        assert wait_until(lambda: len(run.pane_lines()) >= 15), run.pane_lines()
+        redrawn(run)  # the pane's last growth reaches the input's height too
+        assert toolbar_row(run) > layout.MENU_ROWS + 1
         shown = toolbar_row(run)
         run.send(F2)
         assert wait_until(lambda: not any("│" in row for row in screen_rows(run)))

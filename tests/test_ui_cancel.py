@@ -9,9 +9,7 @@ the pipe-input Application harness (state) and in a real pseudo-terminal (screen
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pexpect
@@ -33,16 +31,6 @@ def vm() -> Iterator[Qemu]:
         yield q
 
 
-@contextmanager
-def frozen(qemu: Qemu) -> Iterator[None]:
-    """QEMU stopped by SIGSTOP for the block; it is thawed whatever happens."""
-    qemu.kill(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        qemu.kill(signal.SIGCONT)
-
-
 def type_line(run: Running, text: str) -> None:
     """Type ``text`` and wait for it in the buffer, so the prompt demonstrably takes keys."""
     run.send(text)
@@ -53,7 +41,7 @@ def test_ctrl_c_drops_the_late_reply_and_the_next_command_gets_its_own(vm: Qemu)
     session = make_session(vm.socket)
     with running_ui(session) as run:
         type_line(run, "query-status")
-        with frozen(vm):
+        with vm.frozen():
             run.send("\r")
             assert wait_until(lambda: run.ui.job is not None and run.ui.job.pending is not None)
             job = run.ui.job
@@ -85,7 +73,7 @@ def shell(vm: Qemu, tmp_path: Path) -> Iterator[pexpect.spawn]:
 
 
 def test_ctrl_c_in_a_terminal_returns_to_the_prompt(shell: pexpect.spawn, vm: Qemu) -> None:
-    with frozen(vm):
+    with vm.frozen():
         shell.send("query-status\r")
         shell.expect("running query-status")  # the toolbar, while it waits
         shell.sendcontrol("c")
