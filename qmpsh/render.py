@@ -172,6 +172,13 @@ class Renderer:
         return Console(file=file, width=width, force_terminal=True, emoji=False)
 
 
+def acknowledgement(color: bool) -> str:
+    """What an interactive shell prints for a success that showed nothing (``cont``,
+    ``query-name`` of an unnamed VM): without it the user wonders whether it ran.
+    Scripts and one-shot calls print nothing, so their output stays the reply's."""
+    return "\x1b[2mok\x1b[0m\n" if color else "ok\n"
+
+
 def usable_width(width: int | None) -> int | None:
     """A width rich can lay out in: ``width`` or ``$COLUMNS`` clamped, else rich's own guess.
 

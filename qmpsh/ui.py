@@ -47,6 +47,7 @@ from qmpsh.event_summary import severity
 from qmpsh.events import LoggedEvent
 from qmpsh.key_bindings import shell_bindings
 from qmpsh.reconnect import watch_attempts
+from qmpsh.render import acknowledgement
 from qmpsh.request import Request, ShellCommand
 from qmpsh.run_state import RunState, run_state
 from qmpsh.script import logical_lines
@@ -283,7 +284,7 @@ class ShellUI:
         elif text:
             self.print_above(text)
         else:  # a success with nothing to show: say so, or the user wonders whether it ran
-            self.print_above("\x1b[2mok\x1b[0m\n" if self.session.settings.color else "ok\n")
+            self.print_above(acknowledgement(self.session.settings.color))
         self._start_due_reconnect()
         self.run_queued()
 

@@ -146,10 +146,17 @@ def test_dumb_terminal_gets_a_plain_line_loop(qemu: Qemu, tmp_path: Path) -> Non
     child.expect(PROMPT)
     child.sendline("query-status")
     child.expect("running")
+    child.sendline("cont")  # a success that prints nothing is acknowledged
+    child.expect("cont\r\nok\r\n")
     child.sendline("quit")
     child.expect(r"really\? \[y/N\]")
     child.sendline("n")
+    child.expect("not sent\r\n")
     child.expect(PROMPT)
+    assert "ok" not in child.before  # what was not sent did not succeed
+    child.sendline("")
+    child.expect(PROMPT)
+    assert "ok" not in child.before  # nor did an empty line
     child.sendeof()
     child.expect(pexpect.EOF)
     child.close()
