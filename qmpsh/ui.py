@@ -30,7 +30,7 @@ from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.enums import EditingMode
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.history import History, InMemoryHistory
-from prompt_toolkit.input import Input
+from prompt_toolkit.input import Input, create_input
 from prompt_toolkit.key_binding import merge_key_bindings
 from prompt_toolkit.key_binding.bindings.auto_suggest import load_auto_suggest_bindings
 from prompt_toolkit.key_binding.defaults import load_key_bindings
@@ -46,6 +46,7 @@ from qmpsh.errors import EXIT_CONNECTION, EXIT_OK, InputError, QmpshError
 from qmpsh.event_summary import severity
 from qmpsh.events import LoggedEvent
 from qmpsh.key_bindings import shell_bindings
+from qmpsh.raw_keys import RawWhilePrinting
 from qmpsh.reconnect import watch_attempts
 from qmpsh.render import acknowledgement
 from qmpsh.request import Request, ShellCommand
@@ -114,7 +115,8 @@ class ShellUI:
         self._last_event_redraw = 0.0
         self.buffer = self._make_buffer(history)
         self.confirm_buffer = Buffer(name="confirm", multiline=False)  # the y/N answer line
-        self.app = self._make_app(input, output)
+        self._keys = RawWhilePrinting(input or create_input())
+        self.app = self._make_app(self._keys, output)
         targets.watch(self._watch, lambda: self._call_soon(self._follow_target))
 
     # -- construction -------------------------------------------------------------
@@ -134,7 +136,7 @@ class ShellUI:
             enable_history_search=False,
         )
 
-    def _make_app(self, input: Input | None, output: Output | None) -> Application[int]:
+    def _make_app(self, input: Input, output: Output | None) -> Application[int]:
         depth = color_depth_name(self.options.color)
         return Application(
             layout=Layout(layout.root_container(self), focused_element=self.buffer),
@@ -289,7 +291,9 @@ class ShellUI:
         self.run_queued()
 
     def _page(self, text: str) -> None:
-        if not pager.page(text):
+        with self._keys.cooked():
+            paged = pager.page(text)  # the pager reads the terminal itself
+        if not paged:
             self._write(text)
 
     # -- printing above the prompt -----------------------------------------------

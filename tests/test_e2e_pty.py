@@ -138,6 +138,46 @@ def test_ctrl_d_leaves_with_status_0_and_qemu_keeps_running(
         assert monitor.execute("query-status")["status"] == "running"
 
 
+def test_ctrl_d_pressed_while_a_reply_prints_still_leaves(qemu: Qemu, tmp_path: Path) -> None:
+    """Printing above the prompt used to switch the terminal to cooked mode, where the
+    tty itself eats Ctrl-D as end-of-file: the shell never saw it and stayed.  The reply
+    here is larger than the pty holds, so qmpsh is still writing it (blocked until this
+    side reads) when Ctrl-D is pressed."""
+    child = spawn_qmpsh([qemu.socket, "--no-pager", "--format", "json"], tmp_path)
+    child.expect(PROMPT)
+    child.send("query-qmp-schema\r")
+    child.expect('"meta-type"')  # printing has begun, and fills the pty
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_the_pager_reads_the_terminal_in_cooked_mode(qemu: Qemu, tmp_path: Path) -> None:
+    """Printing above the prompt keeps the terminal raw; the pager, a program reading the
+    terminal itself, still gets cooked mode: Enter ends its line (in raw mode it sends a
+    bare CR, and a line read would never end)."""
+    pager = tmp_path / "pager.py"
+    pager.write_text(
+        "import sys\n"
+        "size = len(sys.stdin.read())\n"
+        "with open('/dev/tty') as tty:\n"
+        "    print('pager got', size, 'chars; answer:', flush=True)\n"
+        "    print('pager read', tty.readline().strip(), flush=True)\n"
+    )
+    child = spawn_qmpsh([qemu.socket], tmp_path, PAGER=f"{sys.executable} {pager}")
+    try:
+        child.expect(PROMPT)
+        child.send("query-qmp-schema\r")  # far taller than 40 rows
+        child.expect("answer:")
+        child.send("done\r")
+        child.expect("pager read done")
+        child.expect(PROMPT)
+    finally:
+        leave(child)
+    assert child.exitstatus == 0
+
+
 def test_dumb_terminal_gets_a_plain_line_loop(qemu: Qemu, tmp_path: Path) -> None:
     env = dict(os.environ, TERM="dumb", QMPSH_HISTFILE=str(tmp_path / "history"))
     child = pexpect.spawn(
