@@ -24,13 +24,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO, cast
 
-from prompt_toolkit.application import Application, run_in_terminal
+from prompt_toolkit.application import Application, get_app_session, run_in_terminal
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.enums import EditingMode
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.history import History, InMemoryHistory
-from prompt_toolkit.input import Input, create_input
+from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import merge_key_bindings
 from prompt_toolkit.key_binding.bindings.auto_suggest import load_auto_suggest_bindings
 from prompt_toolkit.key_binding.defaults import load_key_bindings
@@ -115,7 +115,7 @@ class ShellUI:
         self._last_event_redraw = 0.0
         self.buffer = self._make_buffer(history)
         self.confirm_buffer = Buffer(name="confirm", multiline=False)  # the y/N answer line
-        self._keys = RawWhilePrinting(input or create_input())
+        self._keys = RawWhilePrinting(input or get_app_session().input)
         self.app = self._make_app(self._keys, output)
         targets.watch(self._watch, lambda: self._call_soon(self._follow_target))
 
