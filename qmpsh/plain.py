@@ -28,8 +28,8 @@ def run_plain(session: Session, options: ShellOptions) -> int:
     if not options.quiet:
         sys.stdout.write(banner(session))
     prompt = prompt_text(session)
-    watched = _Watched(sys.stdout), _Watched(sys.stderr)
-    output = Output(cast(TextIO, watched[0]), cast(TextIO, watched[1]), session.output.width)
+    out, err = _Watched(sys.stdout), _Watched(sys.stderr)
+    output = Output(cast(TextIO, out), cast(TextIO, err), session.output.width)
     while True:
         try:
             line = input(prompt)
@@ -39,10 +39,9 @@ def run_plain(session: Session, options: ShellOptions) -> int:
             print()
             continue
         try:
-            for stream in watched:
-                stream.written = False
+            out.written = err.written = False
             succeeded = _run_one(session, line, output)
-            if succeeded and not any(stream.written for stream in watched):
+            if succeeded and not (out.written or err.written):
                 sys.stdout.write(acknowledgement(session.settings.color))
         except ExitShell:
             return EXIT_OK

@@ -260,7 +260,7 @@ class ShellUI:
 
     def cancel(self) -> None:
         """Ctrl-C during a command: drop its reply (matched by id when it comes) and go on."""
-        dropped = len(self._queued_lines)
+        dropped = self.queued
         self._queued_lines.clear()  # Ctrl-C stops a pasted block and typed-ahead lines too
         job, self.job = self.job, None
         if job is None:
