@@ -363,7 +363,9 @@ def _run_many(args: argparse.Namespace, names: list[str], scripted: bool) -> int
     numbered = not (len(args.command) == 1 and not args.file)
     with contextlib.ExitStack() as stack:
         writers = _open_outputs(args, stack)
-        fan = FanOut(names, settings.fmt, color=settings.color, width=terminal_columns())
+        # Replies wrap at the terminal's width; in a pipe (no terminal) they do not wrap.
+        width = terminal_columns() if sys.stdout.isatty() else None
+        fan = FanOut(names, settings.fmt, color=settings.color, width=width)
         forwards: list[Any] = []  # stopped here too: Ctrl-C leaves the targets' threads behind
         stack.callback(lambda: [forward.close() for forward in list(forwards)])
 

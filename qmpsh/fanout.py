@@ -266,7 +266,10 @@ class Blocks:
 class FanOut:
     """Runs one piece of work per target, each on its own thread, with its own output."""
 
-    def __init__(self, names: Sequence[str], fmt: Format, *, color: bool, width: int) -> None:
+    def __init__(
+        self, names: Sequence[str], fmt: Format, *, color: bool, width: int | None
+    ) -> None:
+        """``width`` is the terminal's, or None where nothing should wrap (a pipe)."""
         self.names = list(names)
         self.fmt = fmt
         self._color = color

@@ -15,6 +15,7 @@ from peers import spice_session, vnc_connect
 from qemu import Qemu, RawMonitor
 
 from qmpsh.render import BIG_REPLY, Format, Renderer
+from qmpsh.tables import human_size
 
 HOST = "127.0.0.1"
 WIDTH = 100
@@ -244,7 +245,13 @@ def test_block_tables(qemu_factory: Callable[..., Qemu]) -> None:
     node = nodes["return"][0]
     assert rows(render("pretty", "query-named-block-nodes", nodes)[0]) == [
         ["node", "drv", "file", "ro", "size", "backing"],
-        [node["node-name"], "null-co", "null-co://", "yes", str(node["image"]["virtual-size"])],
+        [
+            node["node-name"],
+            "null-co",
+            "null-co://",
+            "yes",
+            *human_size(node["image"]["virtual-size"]).split(),
+        ],
     ]
     job = jobs["return"][0]
     table = rows(render("pretty", "query-block-jobs", jobs)[0])
