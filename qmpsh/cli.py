@@ -28,6 +28,12 @@ from qmpsh.errors import (
     QmpshError,
 )
 from qmpsh.options import build_parser, split_qemu_args, terminal_columns
+from qmpsh.startup import (
+    pause_collection,
+    preload_terminal_ui,
+    resume_collection,
+    wait_for_preload,
+)
 
 if TYPE_CHECKING:
     from qmpsh.commands import Registry
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qmpsh`` command; returns the process exit code."""
+    pause_collection()  # until the prompt is drawn, or a script is about to run
     own, qemu_args = split_qemu_args(sys.argv[1:] if argv is None else argv)
     if not _std_streams_open():
         _report("standard output is closed; redirect it to a file or /dev/null instead")
@@ -189,6 +196,10 @@ def _run(args: argparse.Namespace, qemu_args: list[str]) -> int:
             raise InputError("--vminfo runs on its own: leave out -c and -f")
         args.command = ["vminfo"]
     scripted = bool(args.command or args.file) or not sys.stdin.isatty()
+    if scripted:
+        resume_collection()  # only the interactive shell waits for its first draw
+    elif os.environ.get("TERM") != "dumb":
+        preload_terminal_ui()  # imported while we connect; the shell needs it next
     if _several(args.addresses):
         return _run_many(args, _expand_targets(args.addresses, args.timeout), scripted)
     with _target(args, qemu_args) as address_text:
@@ -737,7 +748,9 @@ def _run_interactive(targets: Targets, options: ShellOptions) -> int:
         from qmpsh.targets import CurrentSession
 
         # Lines go to the current target (`use` switches); only its first one's events show.
+        resume_collection()
         return run_plain(cast("Session", CurrentSession(targets)), options)
+    wait_for_preload()  # no module is imported by two threads at once
     from qmpsh.ui import run_interactive
 
     return run_interactive(targets.current, options, targets)

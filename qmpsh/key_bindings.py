@@ -57,14 +57,17 @@ def _line_bindings(kb: KeyBindings, ui: ShellUI, confirming: Condition) -> None:
 
     @kb.add("tab", filter=~confirming)
     def _tab(event: KeyPressEvent) -> None:
-        """Tab completes; a single candidate is taken at once, with the menu closed."""
+        """Tab completes; a single candidate is taken at once, with the menu closed.
+
+        A menu opened by typing fills as its completions arrive (on a busy machine Tab
+        can come while it is still empty, or holds one of many): Tab moves through a
+        menu of several, and otherwise asks for the whole answer and waits for it.
+        """
         state = ui.buffer.complete_state
-        if state is None:
-            event.app.create_background_task(complete_requested(ui.buffer))
-        elif len(state.completions) == 1:
-            ui.buffer.apply_completion(state.completions[0])
-        else:
+        if state is not None and len(state.completions) > 1:
             ui.buffer.complete_next()
+        else:
+            event.app.create_background_task(complete_requested(ui.buffer))
 
     @kb.add("enter", filter=menu_selected & ~confirming)
     def _close_menu(event: KeyPressEvent) -> None:

@@ -195,5 +195,7 @@ def split_lines(fragments: StyleAndTextTuples) -> list[StyleAndTextTuples]:
 
 
 def make_lexer(session: Session) -> QmpLexer:
-    """The input line's lexer for a session whose schema may still be loading."""
-    return QmpLexer(schema=lambda: session.schema, syntax=lambda: session.syntax)
+    """The input line's lexer for a session whose schema may still be loading: until it
+    is loaded (``ShellUI.warm_schema`` does that after the first draw), lines are
+    highlighted without types, and a draw never waits for QEMU."""
+    return QmpLexer(schema=lambda: session.loaded_schema, syntax=lambda: session.syntax)

@@ -172,6 +172,12 @@ class Session:
             self.shell_words = self.commands.names(frozenset(self._schema.command_names()))
         return self._schema
 
+    @property
+    def loaded_schema(self) -> Schema | None:
+        """The schema if it is loaded already, else None: never waits.  What a screen
+        draw reads (the highlighter): loading it there held up the first prompt."""
+        return self._schema
+
     def _fetch_schema(self) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = self.client.execute("query-qmp-schema")
         return entries

@@ -33,7 +33,6 @@ from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import merge_key_bindings
 from prompt_toolkit.key_binding.bindings.auto_suggest import load_auto_suggest_bindings
-from prompt_toolkit.key_binding.defaults import load_key_bindings
 from prompt_toolkit.layout import Layout
 from prompt_toolkit.lexers import Lexer
 from prompt_toolkit.output import ColorDepth, Output
@@ -53,6 +52,7 @@ from qmpsh.request import Request, ShellCommand
 from qmpsh.run_state import RunState, run_state
 from qmpsh.script import logical_lines
 from qmpsh.settings import ShellOptions
+from qmpsh.startup import resume_collection
 from qmpsh.style import make_style
 from qmpsh.targets import CurrentSession, TaggedEvent, Targets, split_at_target
 from qmpsh.ui_completer import shell_completer
@@ -141,7 +141,9 @@ class ShellUI:
         return Application(
             layout=Layout(layout.root_container(self), focused_element=self.buffer),
             key_bindings=merge_key_bindings(
-                [load_key_bindings(), load_auto_suggest_bindings(), shell_bindings(self)]
+                # Application adds prompt_toolkit's defaults itself: loading them here
+                # too built ~1,700 bindings twice at every start.
+                [load_auto_suggest_bindings(), shell_bindings(self)]
             ),
             style=make_style(),
             full_screen=False,
@@ -503,7 +505,18 @@ def run_interactive(session: Session, options: ShellOptions, targets: Targets | 
         if len(ui.targets) > 1:
             names = ", ".join(visible(name) for name, _ in ui.targets)
             sys.stdout.write(f"qmpsh: targets {names}; `use NAME` switches, `targets` lists\n")
-    ui.warm_schema()
+    drawn = False
+
+    def after_first_draw(_: object) -> None:
+        """Now that the prompt shows: collect garbage again, and load the schema (so
+        neither competes with the first draw for the one interpreter)."""
+        nonlocal drawn
+        if not drawn:
+            drawn = True
+            resume_collection()
+            ui.warm_schema()
+
+    ui.app.after_render += after_first_draw
     result = run_app(ui)
     return result if result is not None else ui.status
 

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 from peers import vnc_connect
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, ThreadedCompleter
 from prompt_toolkit.data_structures import Size
+from prompt_toolkit.document import Document
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from qemu import Qemu
@@ -142,6 +144,39 @@ def test_tab_completes_a_unique_command(session: Session) -> None:
         assert wait_until(lambda: run.ui.buffer.text == "query-sp")
         run.send("\t")
         assert wait_until(lambda: run.ui.buffer.text == "query-spice")
+
+
+class HeldWhileTyping(Completer):
+    """Completions asked for by typing wait at a gate; those Tab asks for come at once.
+
+    A machine under load is slow to complete while typing: Tab then comes while the
+    menu's completions are still arriving (prompt_toolkit shows the menu empty first).
+    """
+
+    def __init__(self, inner: Completer) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+        self.holding = threading.Event()
+
+    def get_completions(self, document: Document, event: CompleteEvent) -> Iterator[Completion]:
+        if not event.completion_requested:
+            self.holding.set()
+            self.gate.wait(WAIT)
+        yield from self.inner.get_completions(document, event)
+
+
+def test_tab_while_typing_completions_still_load_completes(session: Session) -> None:
+    with running_ui(session) as run:
+        held = HeldWhileTyping(run.ui.buffer.completer)
+        run.ui.buffer.completer = ThreadedCompleter(held)
+        try:
+            run.send("query-sp")
+            wait_for(lambda: held.holding.is_set() and run.ui.buffer.text == "query-sp", "typing")
+            wait_for(lambda: run.ui.buffer.complete_state is not None, "the menu to open empty")
+            run.send("\t")
+            wait_for(lambda: run.ui.buffer.text == "query-spice", "Tab to complete")
+        finally:
+            held.gate.set()
 
 
 def test_toolbar_shows_the_signature_of_the_command_being_typed(session: Session) -> None:
@@ -347,8 +382,6 @@ def test_verbose_echoes_each_request_before_its_reply(qemu: Qemu) -> None:
 
 def test_tab_runs_the_completer_off_the_ui_thread(session: Session) -> None:
     """A live value may take QEMU seconds: Tab must not freeze the prompt meanwhile."""
-    from prompt_toolkit.completion import CompleteEvent, Completer, Completion
-    from prompt_toolkit.document import Document
     from prompt_toolkit.filters import to_filter
 
     threads: list[threading.Thread] = []
