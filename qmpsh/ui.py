@@ -117,7 +117,17 @@ class ShellUI:
         self.confirm_buffer = Buffer(name="confirm", multiline=False)  # the y/N answer line
         self._keys = RawWhilePrinting(input or get_app_session().input)
         self.app = self._make_app(self._keys, output)
+        self._drawn = False
+        self.app.after_render += self._after_first_draw
         targets.watch(self._watch, lambda: self._call_soon(self._follow_target))
+
+    def _after_first_draw(self, _: object) -> None:
+        """Now that the prompt shows: collect garbage again (``startup``), and load the
+        schema, so that neither competed with the first draw for the interpreter."""
+        if not self._drawn:
+            self._drawn = True
+            resume_collection()
+            self.warm_schema()
 
     # -- construction -------------------------------------------------------------
 
@@ -505,18 +515,6 @@ def run_interactive(session: Session, options: ShellOptions, targets: Targets | 
         if len(ui.targets) > 1:
             names = ", ".join(visible(name) for name, _ in ui.targets)
             sys.stdout.write(f"qmpsh: targets {names}; `use NAME` switches, `targets` lists\n")
-    drawn = False
-
-    def after_first_draw(_: object) -> None:
-        """Now that the prompt shows: collect garbage again, and load the schema (so
-        neither competes with the first draw for the one interpreter)."""
-        nonlocal drawn
-        if not drawn:
-            drawn = True
-            resume_collection()
-            ui.warm_schema()
-
-    ui.app.after_render += after_first_draw
     result = run_app(ui)
     return result if result is not None else ui.status
 

@@ -7,6 +7,7 @@ chosen size, so tests can assert on state: buffer text, pane lines, flags.
 
 from __future__ import annotations
 
+import gc
 import io
 import stat
 import threading
@@ -30,8 +31,10 @@ from qmpsh.address import parse_address
 from qmpsh.client import QmpClient
 from qmpsh.history import PrivateHistory
 from qmpsh.layout import signature
+from qmpsh.lexer import make_lexer
 from qmpsh.session import Output, Session, Settings
 from qmpsh.settings import ShellOptions
+from qmpsh.startup import pause_collection
 from qmpsh.ui import ShellUI
 
 
@@ -177,6 +180,22 @@ def test_tab_while_typing_completions_still_load_completes(session: Session) -> 
             wait_for(lambda: run.ui.buffer.text == "query-spice", "Tab to complete")
         finally:
             held.gate.set()
+
+
+def test_the_first_draw_resumes_collection_then_loads_the_schema(session: Session) -> None:
+    """The command line pauses garbage collection for start-up; the shell's first draw
+    ends the pause and only then loads the schema, which no draw ever waits for."""
+    pause_collection()
+    try:
+        lexer = make_lexer(session)
+        lexer.lex_document(Document("query-status"))(0)
+        assert session.loaded_schema is None  # drawing never fetched it
+        with running_ui(session) as run:
+            wait_for(lambda: run.ui.schema is not None, "the schema, after the first draw")
+            assert gc.isenabled()
+            assert session.loaded_schema is run.ui.schema
+    finally:
+        gc.enable()
 
 
 def test_toolbar_shows_the_signature_of_the_command_being_typed(session: Session) -> None:
