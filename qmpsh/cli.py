@@ -28,12 +28,7 @@ from qmpsh.errors import (
     QmpshError,
 )
 from qmpsh.options import build_parser, split_qemu_args, terminal_columns
-from qmpsh.startup import (
-    pause_collection,
-    preload_terminal_ui,
-    resume_collection,
-    wait_for_preload,
-)
+from qmpsh.startup import pause_collection, resume_collection
 
 if TYPE_CHECKING:
     from qmpsh.commands import Registry
@@ -198,8 +193,6 @@ def _run(args: argparse.Namespace, qemu_args: list[str]) -> int:
     scripted = bool(args.command or args.file) or not sys.stdin.isatty()
     if scripted:
         resume_collection()  # only the interactive shell waits for its first draw
-    elif os.environ.get("TERM") != "dumb":
-        preload_terminal_ui()  # imported while we connect; the shell needs it next
     if _several(args.addresses):
         return _run_many(args, _expand_targets(args.addresses, args.timeout), scripted)
     with _target(args, qemu_args) as address_text:
@@ -750,7 +743,6 @@ def _run_interactive(targets: Targets, options: ShellOptions) -> int:
         # Lines go to the current target (`use` switches); only its first one's events show.
         resume_collection()
         return run_plain(cast("Session", CurrentSession(targets)), options)
-    wait_for_preload()  # no module is imported by two threads at once
     from qmpsh.ui import run_interactive
 
     return run_interactive(targets.current, options, targets)

@@ -41,6 +41,7 @@ from qmpsh import layout, pager
 from qmpsh.banner import banner, prompt_text
 from qmpsh.config import color_depth_name
 from qmpsh.confirm import confirmation, ends_qemu, is_yes, question
+from qmpsh.emacs_keys import emacs_only
 from qmpsh.errors import EXIT_CONNECTION, EXIT_OK, InputError, QmpshError
 from qmpsh.event_summary import severity
 from qmpsh.events import LoggedEvent
@@ -148,20 +149,20 @@ class ShellUI:
 
     def _make_app(self, input: Input, output: Output | None) -> Application[int]:
         depth = color_depth_name(self.options.color)
-        return Application(
-            layout=Layout(layout.root_container(self), focused_element=self.buffer),
-            key_bindings=merge_key_bindings(
-                # Application adds prompt_toolkit's defaults itself: loading them here
-                # too built ~1,700 bindings twice at every start.
-                [load_auto_suggest_bindings(), shell_bindings(self)]
-            ),
-            style=make_style(),
-            full_screen=False,
-            editing_mode=EditingMode.EMACS,
-            color_depth=ColorDepth[depth] if depth else None,
-            input=input,
-            output=output,
-        )
+        # Application adds prompt_toolkit's default bindings itself (emacs mode's
+        # alone, see emacs_keys): loading them here too built them twice at every start.
+        bindings = [load_auto_suggest_bindings(), shell_bindings(self)]
+        with emacs_only():
+            return Application(
+                layout=Layout(layout.root_container(self), focused_element=self.buffer),
+                key_bindings=merge_key_bindings(bindings),
+                style=make_style(),
+                full_screen=False,
+                editing_mode=EditingMode.EMACS,
+                color_depth=ColorDepth[depth] if depth else None,
+                input=input,
+                output=output,
+            )
 
     # -- what the layout reads -----------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, DynamicCompleter
 from prompt_toolkit.document import Document
 
 if TYPE_CHECKING:
@@ -47,7 +47,18 @@ class QuietWhenEmpty(Completer):
 
 
 def shell_completer(session: Session, history: Callable[[], Sequence[str]]) -> Completer:
-    """The input line's completer: schema, live values, values typed before (``history``)."""
-    from qmpsh.completer import make_completer
+    """The input line's completer: schema, live values, values typed before (``history``).
 
-    return QuietWhenEmpty(make_completer(session, history=history))
+    It is made at the first completion, not with the shell: its modules (the schema's
+    among them) are then imported after the prompt is on the screen, not before.
+    """
+    made: list[Completer] = []
+
+    def completer() -> Completer:
+        if not made:
+            from qmpsh.completer import make_completer
+
+            made.append(make_completer(session, history=history))
+        return made[0]
+
+    return QuietWhenEmpty(DynamicCompleter(completer))

@@ -22,6 +22,7 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion, Thre
 from prompt_toolkit.data_structures import Size
 from prompt_toolkit.document import Document
 from prompt_toolkit.input import PipeInput, create_pipe_input
+from prompt_toolkit.key_binding.defaults import load_key_bindings
 from prompt_toolkit.output import DummyOutput
 from qemu import Qemu
 from support import WAIT, wait_for, wait_until
@@ -196,6 +197,19 @@ def test_the_first_draw_resumes_collection_then_loads_the_schema(session: Sessio
             assert session.loaded_schema is run.ui.schema
     finally:
         gc.enable()
+
+
+def test_default_bindings_are_emacs_modes_alone(session: Session) -> None:
+    """Vi mode's bindings are never built (qmpsh edits in emacs mode); emacs keys work."""
+    with running_ui(session) as run:
+        modules = {b.handler.__module__ for b in run.ui.app._default_bindings.bindings}
+        assert "prompt_toolkit.key_binding.bindings.emacs" in modules
+        assert "prompt_toolkit.key_binding.bindings.vi" not in modules
+        run.send("status\x01query-")  # Ctrl-A: emacs's start of line
+        wait_for(lambda: run.ui.buffer.text == "query-status", "Ctrl-A to work")
+    assert "prompt_toolkit.key_binding.bindings.vi" in {
+        b.handler.__module__ for b in load_key_bindings().bindings
+    }
 
 
 def test_toolbar_shows_the_signature_of_the_command_being_typed(session: Session) -> None:
@@ -414,7 +428,8 @@ def test_tab_runs_the_completer_off_the_ui_thread(session: Session) -> None:
             yield from self.inner.get_completions(document, event)
 
     with running_ui(session) as run:
-        threaded = run.ui.buffer.completer.inner  # type: ignore[union-attr]
+        made_at_first_use = run.ui.buffer.completer.inner  # type: ignore[union-attr]
+        threaded = made_at_first_use.get_completer()
         threaded.completer = Spy(threaded.completer)
         run.ui.buffer.complete_while_typing = to_filter(False)  # only Tab asks
         run.send("query-sp")
