@@ -7,24 +7,23 @@ does not expect (another QEMU version, a hostile peer) is shown as JSON instead:
 builder may raise, and ``table_for`` turns that into "no table".
 
 Everything in a cell came from QEMU, so it goes through ``visible`` and into a rich
-``Text`` (never markup).  This module imports rich at once: ``render`` imports it only
-when a pretty reply needs a table.
+``Text`` (never markup).  rich is imported when a table is made, not with this module:
+a reply that is no table (or a script in ``json``) never loads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
-
-from rich import box
-from rich.columns import Columns
-from rich.console import RenderableType
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from qmpsh.jsontext import compact
 from qmpsh.spice import CHANNEL_NAMES, session_id
 from qmpsh.visible import visible
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.table import Table
+    from rich.text import Text
 
 __all__ = ["MAX_TABLE_ROWS", "human_size", "table_for"]
 
@@ -36,7 +35,7 @@ MAX_BRIDGE_DEPTH = 32
 FEATURES_SHOWN = 4
 
 Cell = Callable[[dict[str, Any]], Any]
-Builder = Callable[[Any], list[RenderableType]]
+Builder = Callable[[Any], "list[RenderableType]"]
 
 
 class Column(NamedTuple):
@@ -94,6 +93,8 @@ def _cell(value: Any) -> str:
 
 
 def _text(value: Any) -> Text:
+    from rich.text import Text
+
     # Text, not str: a "[tls]" or "json:{...}" cell must not be read as rich markup.
     return Text(visible(_cell(value)))
 
@@ -101,6 +102,9 @@ def _text(value: Any) -> Text:
 def _new_table(columns: Iterable[str]) -> Table:
     """A borderless table; on a narrow screen later columns fold, the first (what a row
     is: a name, a device, an address) stays whole so it can be read and copied."""
+    from rich import box
+    from rich.table import Table
+
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for i, name in enumerate(columns):
         table.add_column(name, overflow="fold", no_wrap=i == 0)
@@ -115,6 +119,8 @@ def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> RenderableT
 
 
 def _line(text: str, style: str = "") -> RenderableType:
+    from rich.text import Text
+
     return Text(visible(text), style=style)
 
 
@@ -173,7 +179,9 @@ def _names(value: Any, key: str, wrap: bool) -> list[RenderableType]:
     names = sorted(_cell(item[key]) for item in _rows_of(value))
     if not names:
         return _none()
-    texts = [Text(visible(name)) for name in names]
+    from rich.columns import Columns
+
+    texts = [_text(name) for name in names]
     return [Columns(texts, padding=(0, 2), column_first=True)] if wrap else list(texts)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -226,3 +228,19 @@ def test_pretty_into_a_pipe_neither_wraps_nor_pads(
     assert header == [["node", "drv", "file", "ro", "size", "backing"]] * targets
     table = [line.split() for line in lines if line.startswith(long_name)]
     assert table == [[long_name, "null-co", "null-co://", "no", "1", "GiB"]] * targets
+
+
+def test_a_reply_that_is_no_table_loads_no_rich() -> None:
+    """Plain pretty output (no colour, no table) prints without importing rich."""
+    code = (
+        "import sys\n"
+        "from qmpsh.render import Renderer\n"
+        "r = Renderer('pretty', sys.stdout, sys.stderr, color=False)\n"
+        "r.reply('query-name', {'return': {'name': 'vm1'}})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert json.loads(done.stdout.split("\n[")[0]) == {"name": "vm1"}
+    assert done.stdout.rstrip().endswith("\n[]")
