@@ -27,7 +27,7 @@ from qmpsh.errors import (
     InputError,
     QmpshError,
 )
-from qmpsh.options import build_parser, split_qemu_args, terminal_columns
+from qmpsh.options import build_parser, output_columns, split_qemu_args
 from qmpsh.startup import pause_collection, resume_collection
 
 if TYPE_CHECKING:
@@ -367,9 +367,7 @@ def _run_many(args: argparse.Namespace, names: list[str], scripted: bool) -> int
     numbered = not (len(args.command) == 1 and not args.file)
     with contextlib.ExitStack() as stack:
         writers = _open_outputs(args, stack)
-        # Replies wrap at the terminal's width; in a pipe (no terminal) they do not wrap.
-        width = terminal_columns() if sys.stdout.isatty() else None
-        fan = FanOut(names, settings.fmt, color=settings.color, width=width)
+        fan = FanOut(names, settings.fmt, color=settings.color, width=output_columns())
         forwards: list[Any] = []  # stopped here too: Ctrl-C leaves the targets' threads behind
         stack.callback(lambda: [forward.close() for forward in list(forwards)])
 
@@ -429,7 +427,7 @@ def _vminfo_table(
         results = list(pool.map(one, names))
     rows = [(name, row) for name, (row, _) in zip(names, results, strict=True) if row is not None]
     if rows:
-        sys.stdout.write(format_rows(rows, terminal_columns(), color=color))
+        sys.stdout.write(format_rows(rows, output_columns(), color=color))
     return worst([status for _, status in results])
 
 

@@ -115,7 +115,7 @@ class Renderer:
             return  # a bare success: silence, as in a shell
         from qmpsh.tables import table_for
 
-        renderables = table_for(command, value, wrap=self._on_terminal())
+        renderables = table_for(command, value, wrap=self.on_terminal())
         if renderables is None:
             self._pretty_json(value)
             return
@@ -123,8 +123,7 @@ class Renderer:
         with console.capture() as captured:
             for item in renderables:
                 console.print(item)
-        # rich pads every cell to its column's width; a pipe or a file wants no padding.
-        _write_line(self.out, TRAILING_SPACES.sub(r"\1", captured.get()).removesuffix("\n"))
+        _write_line(self.out, unpadded(captured.get()).removesuffix("\n"))
 
     def _pretty_json(self, value: Any) -> None:
         size = _json_size(value, PLAIN_REPLY + 1)
@@ -160,9 +159,9 @@ class Renderer:
             self._consoles = (self._make_console(self.out), self._make_console(self.err))
         return self._consoles[1] if err else self._consoles[0]
 
-    def _on_terminal(self) -> bool:
-        """Whether replies are laid out for a screen: a width was given (the shell knows
-        its own) or standard output is a terminal.  Elsewhere nothing wraps."""
+    def on_terminal(self) -> bool:
+        """Whether replies go to a screen: a width was given (the shell knows its own)
+        or standard output is a terminal."""
         if self.width is not None:
             return True
         try:
@@ -170,10 +169,21 @@ class Renderer:
         except (AttributeError, ValueError, OSError):  # a closed or odd stream
             return False
 
+    def layout_width(self) -> int | None:
+        """The columns replies are laid out in: the given width, else ``$COLUMNS``, else
+        the terminal's.  None in a pipe or a file with no ``$COLUMNS``: nothing wraps
+        (rich would wrap at 80, cutting paths and padding lines)."""
+        width = usable_width(self.width)
+        if width is None and self.on_terminal():
+            import shutil
+
+            width = usable_width(shutil.get_terminal_size((80, 24)).columns)
+        return width
+
     def _make_console(self, file: TextIO) -> Console:
         from rich.console import Console
 
-        width = usable_width(self.width) if self._on_terminal() else MAX_WIDTH
+        width = self.layout_width() or MAX_WIDTH
         if not self.color:
             return Console(
                 file=file,
@@ -192,6 +202,12 @@ def acknowledgement(color: bool) -> str:
     ``query-name`` of an unnamed VM): without it the user wonders whether it ran.
     Scripts and one-shot calls print nothing, so their output stays the reply's."""
     return "\x1b[2mok\x1b[0m\n" if color else "ok\n"
+
+
+def unpadded(text: str) -> str:
+    """rich's output without the spaces that pad each line's last cell to its column's
+    width: noise in a pipe or a file, and invisible on a terminal."""
+    return TRAILING_SPACES.sub(r"\1", text)
 
 
 def usable_width(width: int | None) -> int | None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qmpsh.spice import channel_name, unsigned32
+from qmpsh.tables import human_size
 from qmpsh.visible import visible
 
 if TYPE_CHECKING:
@@ -435,12 +436,15 @@ def _spice_clients(spice: dict[str, Any]) -> str:
 # -- pretty ---------------------------------------------------------------------------------------
 
 
-def format_pretty(info: dict[str, Any], width: int, *, color: bool = False) -> str:
-    """The overview laid out for a terminal ``width`` columns wide (no line is longer)."""
+def format_pretty(info: dict[str, Any], width: int | None, *, color: bool = False) -> str:
+    """The overview laid out for a terminal ``width`` columns wide (no line is longer);
+    ``width`` None is no terminal: nothing wraps."""
     return _printed(_renderables(info), width, color)
 
 
-def format_rows(rows: Iterable[tuple[str, dict[str, str]]], width: int, *, color: bool) -> str:
+def format_rows(
+    rows: Iterable[tuple[str, dict[str, str]]], width: int | None, *, color: bool
+) -> str:
     """Many VMs (``qmpsh libvirt:* --vminfo``): one ``summary_row`` line per target."""
     table = _table(
         ("target", *ROW_COLUMNS),
@@ -449,15 +453,17 @@ def format_rows(rows: Iterable[tuple[str, dict[str, str]]], width: int, *, color
     return _printed([table], width, color)
 
 
-def _printed(renderables: Iterable[RenderableType], width: int, color: bool) -> str:
+def _printed(renderables: Iterable[RenderableType], width: int | None, color: bool) -> str:
     from io import StringIO
 
     from rich.console import Console
 
+    from qmpsh.render import MAX_WIDTH, unpadded
+
     out = StringIO()
     console = Console(
         file=out,
-        width=width,
+        width=MAX_WIDTH if width is None else width,
         color_system="standard" if color else None,
         force_terminal=color,
         no_color=not color,
@@ -467,7 +473,7 @@ def _printed(renderables: Iterable[RenderableType], width: int, color: bool) -> 
     )
     for renderable in renderables:
         console.print(renderable)
-    return out.getvalue()
+    return unpadded(out.getvalue())
 
 
 def _renderables(info: dict[str, Any]) -> list[RenderableType]:
@@ -689,14 +695,7 @@ def _yes_no(value: Any) -> str:
 
 def _size(value: Any) -> str:
     number = _int(value)
-    if number is None:
-        return "?"
-    size = float(number)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if size == int(size) else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(number)  # unreachable: the loop returns at TiB
+    return "?" if number is None else human_size(number)
 
 
 # -- the shell command --------------------------------------------------------------------------
@@ -704,12 +703,11 @@ def _size(value: Any) -> str:
 
 def show_vminfo(session: Session, renderer: Renderer) -> int:
     """``vminfo``: gather, then print in the session's format (pretty text or one JSON object)."""
-    import shutil
 
     info = gather(session.client, session.settings.timeout)
     if renderer.fmt == "pretty":
-        width = renderer.width or shutil.get_terminal_size((80, 24)).columns
-        renderer.text(format_pretty(info, width, color=renderer.color))
+        layout = format_pretty(info, renderer.layout_width(), color=renderer.color)
+        renderer.text(layout)
     else:
         renderer.reply("vminfo", {"return": info})
     return 0

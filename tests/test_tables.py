@@ -216,18 +216,35 @@ def test_pretty_into_a_pipe_neither_wraps_nor_pads(
     qemu_factory: Callable[..., Qemu], targets: int
 ) -> None:
     long_name = "d" * 31  # QEMU's longest node name
-    sockets = [
-        qemu_factory("-blockdev", f"driver=null-co,node-name={long_name}").socket
-        for _ in range(targets)
-    ]
-    result = run_qmpsh(*sockets, "-p", "-c", "query-named-block-nodes", env={"COLUMNS": "40"})
+    drive = f"if=none,id=d0,driver=null-co,read-zeroes=on,node-name={long_name}"
+    sockets = [qemu_factory("-drive", drive).socket for _ in range(targets)]
+    result = run_qmpsh(*sockets, "-p", "-c", "query-named-block-nodes")  # no $COLUMNS
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line for line in lines if line != line.rstrip()] == []
     header = [line.split() for line in lines if line.split()[:1] == ["node"]]
     assert header == [["node", "drv", "file", "ro", "size", "backing"]] * targets
-    table = [line.split() for line in lines if line.startswith(long_name)]
-    assert table == [[long_name, "null-co", "null-co://", "no", "1", "GiB"]] * targets
+    rows = [line.split(maxsplit=2) for line in lines if line.startswith(long_name)]
+    assert [row[:2] for row in rows] == [[long_name, "null-co"]] * targets
+    for _, _, rest in rows:  # the whole json: file name on the row, then ro and size
+        assert rest.startswith('json:{"read-zeroes": "on", "driver": "null-co"}')
+        assert rest.split()[-3:] == ["no", "1", "GiB"]
+    assert max(len(line) for line in lines) > 80  # rich alone would have wrapped at 80
+    # $COLUMNS is how a width is asked for, in a pipe too; padding still goes.
+    narrow = run_qmpsh(*sockets, "-p", "-c", "query-named-block-nodes", env={"COLUMNS": "50"})
+    lines = narrow.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 50
+    assert [line for line in lines if line != line.rstrip()] == []
+
+
+def test_vminfo_into_a_pipe_neither_wraps_nor_pads(qemu_factory: Callable[..., Qemu]) -> None:
+    q = qemu_factory("-drive", "if=none,id=drive0,driver=null-co,read-only=on,size=64M")
+    result = run_qmpsh(q.socket, "--vminfo", "-p")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if line != line.rstrip()] == []
+    [disk] = [line for line in lines if line.split()[:1] == ["drive0"]]
+    assert '"size": "64M"}   64 MiB' in disk  # the file name whole, then the size
 
 
 def test_a_reply_that_is_no_table_loads_no_rich() -> None:
