@@ -145,7 +145,12 @@ def _get(*path: str) -> Cell:
 def _size(*path: str) -> Cell:
     """A getter for a byte count, shown as ``human_size``."""
     get = _get(*path)
-    return lambda item: human_size(get(item)) if get(item) is not None else None
+
+    def size(item: dict[str, Any]) -> str | None:
+        value = get(item)
+        return None if value is None else human_size(value)
+
+    return size
 
 
 def _rows_of(value: Any) -> list[dict[str, Any]]:
@@ -279,10 +284,10 @@ def _pci(buses: Any) -> list[RenderableType]:
 
 
 def _pci_rows(device: dict[str, Any], rows: list[list[str]], depth: int) -> None:
-    if depth > MAX_BRIDGE_DEPTH:
-        raise ValueError("PCI bridges nest too deep")
+    if depth > MAX_BRIDGE_DEPTH or len(rows) >= MAX_TABLE_ROWS:
+        raise ValueError("PCI bridges nest too deep, or too many functions for a table")
     ids, info = device["id"], device["class_info"]
-    kind = info.get("desc") or f"class {_hex(info['class'], 4)}"
+    kind = _cell(info.get("desc")) or f"class {_hex(info['class'], 4)}"
     bridge = device.get("pci_bridge")
     if isinstance(bridge, dict):
         kind += f" (bus {_cell(_get('bus', 'secondary')(bridge))})"

@@ -183,6 +183,7 @@ def deep_bridge(depth: int) -> dict[str, Any]:
     ("command", "value"),
     [
         ("query-pci", [{"bus": 0, "devices": [deep_bridge(40)]}]),
+        ("query-pci", [{"bus": 0, "devices": [deep_bridge(0)] * 501}]),  # too many rows
         ("query-pci", [{"bus": 0, "devices": "none"}]),
         ("query-commands", [{"name": "a"}, "b"]),
         ("query-commands", {"name": "a"}),
