@@ -229,7 +229,10 @@ def _disconnected(ui: ShellUI) -> str:
 
 
 def signature(ui: ShellUI) -> str:
-    """The completer engineer's live hint for the command being typed, if available."""
+    """The completer engineer's live hint for the command being typed, if available
+    (none on an empty line: the first draw imports no completer)."""
+    if not ui.buffer.text.strip():
+        return ""
     from qmpsh.completer import signature_hint
 
     try:  # ui.schema, not session.schema: drawing must never wait for QEMU

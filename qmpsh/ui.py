@@ -34,7 +34,7 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import merge_key_bindings
 from prompt_toolkit.key_binding.bindings.auto_suggest import load_auto_suggest_bindings
 from prompt_toolkit.layout import Layout
-from prompt_toolkit.lexers import Lexer
+from prompt_toolkit.lexers import DynamicLexer, Lexer
 from prompt_toolkit.output import ColorDepth, Output
 
 from qmpsh import layout, pager
@@ -182,11 +182,20 @@ class ShellUI:
     def pane_shown(self) -> bool:
         return self.session.show_events and self.pane_fits()
 
-    def lexer(self) -> Lexer | None:
-        """The highlighting lexer (schema-aware, from the same tokenizer as completion)."""
-        from qmpsh.lexer import make_lexer
+    def lexer(self) -> Lexer:
+        """The highlighting lexer (schema-aware, from the same tokenizer as completion),
+        made when the line first holds text: its modules (the schema's among them) load
+        after the first draw, not before it."""
+        made: list[Lexer] = []
 
-        return make_lexer(self.session)
+        def current() -> Lexer | None:
+            if not made and self.buffer.text:
+                from qmpsh.lexer import make_lexer
+
+                made.append(make_lexer(self.session))
+            return made[0] if made else None
+
+        return DynamicLexer(current)
 
     def pane_events(self, count: int) -> list[TaggedEvent]:
         """Every target's newest events, tagged with its name once there are several."""

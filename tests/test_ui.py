@@ -199,6 +199,18 @@ def test_the_first_draw_resumes_collection_then_loads_the_schema(session: Sessio
         gc.enable()
 
 
+def test_the_line_is_highlighted_once_it_holds_text(session: Session) -> None:
+    """The lexer is made at the first character typed (not for the first draw)."""
+    with running_ui(session) as run:
+        lexer = run.ui.lexer()
+        run.send("query-status")
+        wait_for(lambda: run.ui.buffer.text == "query-status", "typing")
+        fragments = lexer.lex_document(run.ui.buffer.document)(0)
+        assert [style for style, text, *_ in fragments if text == "query-status"] == [
+            "class:command"
+        ]
+
+
 def test_default_bindings_are_emacs_modes_alone(session: Session) -> None:
     """Vi mode's bindings are never built (qmpsh edits in emacs mode); emacs keys work."""
     with running_ui(session) as run:
