@@ -43,26 +43,6 @@ from qmpsh.syntax import Context, Syntax, Token
 if TYPE_CHECKING:
     from qmpsh.session import Session
 
-# Colours for the classes above; ``style.py`` merges this with the UI's own styles.
-DEFAULT_STYLE: dict[str, str] = {
-    "command": "bold ansigreen",
-    "command.unknown": "bold ansired",
-    "command.shell": "bold ansicyan",
-    "command.hmp": "bold ansiyellow",
-    "key": "ansiblue",
-    "key.unknown": "ansired underline",
-    "equals": "ansibrightblack",
-    "value": "",
-    "value.string": "ansiyellow",
-    "value.number": "ansimagenta",
-    "value.keyword": "ansicyan",
-    "value.json": "ansiyellow",
-    "value.unknown": "ansired",
-    "punct": "bold",
-    "comment": "italic ansibrightblack",
-    "error": "bg:ansired ansiwhite",
-}
-
 _PLAIN = {
     "command": "class:command",
     "key": "class:key",

@@ -4,6 +4,26 @@ from __future__ import annotations
 
 from prompt_toolkit.styles import BaseStyle, Style, merge_styles
 
+# The input line's token classes (see lexer.py, which assigns them) and their colours.
+HIGHLIGHT_STYLE: dict[str, str] = {
+    "command": "bold ansigreen",
+    "command.unknown": "bold ansired",
+    "command.shell": "bold ansicyan",
+    "command.hmp": "bold ansiyellow",
+    "key": "ansiblue",
+    "key.unknown": "ansired underline",
+    "equals": "ansibrightblack",
+    "value": "",
+    "value.string": "ansiyellow",
+    "value.number": "ansimagenta",
+    "value.keyword": "ansicyan",
+    "value.json": "ansiyellow",
+    "value.unknown": "ansired",
+    "punct": "bold",
+    "comment": "italic ansibrightblack",
+    "error": "bg:ansired ansiwhite",
+}
+
 UI_STYLE = {
     "prompt": "bold ansigreen",
     "prompt.continuation": "ansibrightblack",
@@ -27,12 +47,7 @@ UI_STYLE = {
 }
 
 
-def lexer_style() -> dict[str, str]:
-    """The token colours of the input line, owned by the lexer."""
-    from qmpsh.lexer import DEFAULT_STYLE
-
-    return dict(DEFAULT_STYLE)
-
-
 def make_style() -> BaseStyle:
-    return merge_styles([Style.from_dict(lexer_style()), Style.from_dict(UI_STYLE)])
+    """Here, not beside the lexer: the first draw needs the colours, not the lexer (whose
+    schema modules load when the line first holds text)."""
+    return merge_styles([Style.from_dict(HIGHLIGHT_STYLE), Style.from_dict(UI_STYLE)])

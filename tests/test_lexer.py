@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from prompt_toolkit.document import Document
 
-from qmpsh.lexer import DEFAULT_STYLE, Highlighter, QmpLexer, split_lines
+from qmpsh.lexer import Highlighter, QmpLexer, split_lines
 from qmpsh.schema import Schema, SchemaIndex
+from qmpsh.style import HIGHLIGHT_STYLE
 from qmpsh.syntax import Syntax
 
 SHELL = frozenset({"help", "exit", "format"})
@@ -77,7 +78,7 @@ def test_every_style_class_has_a_default_colour(highlighter: Highlighter) -> Non
     text = "transaction( abort, blockdev-snapshot-sync bad=1 device='x' ) # end"
     for style, _, *_ in highlighter.fragments(text):
         if style:
-            assert style.removeprefix("class:") in DEFAULT_STYLE
+            assert style.removeprefix("class:") in HIGHLIGHT_STYLE
 
 
 def test_lexer_splits_a_multi_line_transaction(schema: Schema) -> None:
