@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qmpsh`` command; returns the process exit code."""
-    pause_collection()  # until the prompt is drawn, or a script is about to run
+    if argv is None:  # the process is ours: no collection until the first draw or script
+        pause_collection()
     own, qemu_args = split_qemu_args(sys.argv[1:] if argv is None else argv)
     if not _std_streams_open():
         _report("standard output is closed; redirect it to a file or /dev/null instead")

@@ -25,6 +25,12 @@ def pause_collection() -> None:
 
 
 def resume_collection() -> None:
-    """Freeze what start-up made (it lives as long as the process) and collect again."""
+    """Freeze what start-up made (it lives as long as the process) and collect again.
+
+    Nothing is done if collection runs: it was never paused (qmpsh's code used in
+    another program, a test), and another program's objects are not ours to freeze.
+    """
+    if gc.isenabled():
+        return
     gc.freeze()
     gc.enable()
