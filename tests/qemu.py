@@ -182,6 +182,8 @@ class RawMonitor:
             if "event" in reply:
                 self.events.append(reply)
                 continue
+            if "QMP" in reply:  # a QEMU still starting up may greet a client twice
+                continue
             if "error" in reply:
                 raise RuntimeError(f"{reply['error']['class']}: {reply['error']['desc']}")
             return reply["return"]
