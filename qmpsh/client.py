@@ -31,7 +31,15 @@ and disconnect listeners are told once.  Whatever goes wrong while a message is 
 (a message nested deeper than ``wire.MAX_DEPTH``, anything the decoder throws) is such
 a ProtocolError, on whichever thread was reading: the connection never half-dies.
 Replies are returned as received (any JSON value in any member), except that ids
-this client added (``"qmpsh-N"``) are removed; ids the user gave are kept.
+this client added (``"qmpsh-TOKEN-N"``, TOKEN random per client) are removed; ids the
+user gave are kept.
+
+QEMU hands the answer to a command whose client left before it came to whichever
+client is connected next, after that one's greeting.  So until an answer carrying one
+of our ids has come back (the wire is then *in step*: QEMU answers in order), every
+request carries an id and an id-less answer is dropped as the previous client's; and
+ids are never the previous client's ones (TOKEN).  Taken for ours, such an answer
+shifted every later one by one: query-name's ``{}`` came back as query-status's.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import copy
 import errno
 import json
 import math
+import os
 import reprlib
 import select
 import socket
@@ -165,6 +174,8 @@ class QmpClient:
         self._greeted = threading.Event()
         self._settled = threading.Event()  # greeting seen, or the connection failed first
         self._ids = count(1)
+        self._id_prefix = f"qmpsh-{os.urandom(4).hex()}-"  # see the module doc
+        self._in_step = False  # an answer with one of our ids has come (module doc)
         self._event_listeners: list[EventListener] = []
         self._transcript_listeners: list[TranscriptListener] = []
         self._disconnect_listeners: list[DisconnectListener] = []
@@ -333,22 +344,28 @@ class QmpClient:
     def submit(self, message: dict[str, Any], *, fds: Sequence[PassedFile] = ()) -> PendingReply:
         """Send ``message`` (with ``fds`` as SCM_RIGHTS) and return without waiting.
 
-        A request alone on the wire goes without an id: QEMU answers in order, an
-        id-less reply is filed to the oldest pending request, and QEMU itself takes
-        about 50 µs longer per command that carries an id (a third of a lock-step
-        script's time).  As soon as another request is in flight, ours get ids.
+        A request alone on the wire goes without an id once the wire is in step (see
+        the module doc): QEMU answers in order, an id-less reply is filed to the oldest
+        pending request, and QEMU itself takes about 50 µs longer per command that
+        carries an id (a fifth of a lock-step script's time).  As soon as another
+        request is in flight, ours get ids.
         """
         if fds and not self.capabilities.fd_passing:
             raise InputError(f"{self.address} cannot take file descriptors (unix sockets only)")
         auto_id = "id" not in message
-        id_value = f"qmpsh-{next(self._ids)}" if auto_id else message["id"]
+        id_value = f"{self._id_prefix}{next(self._ids)}" if auto_id else message["id"]
         pending = PendingReply(_id_key(id_value), _command_name(message), auto_id)
         with self._lock:
             self._raise_if_failed()
             if pending.key in self._pending:
                 raise InputError(f"id {id_value!r} is already used by a pending command")
             # exec-oob needs an id
-            alone = self.lone_requests_without_id and not self._pending and "execute" in message
+            alone = (
+                self.lone_requests_without_id
+                and self._in_step
+                and not self._pending
+                and "execute" in message
+            )
             self._pending[pending.key] = pending
         if auto_id and not alone:
             message = {**message, "id": id_value}
@@ -588,8 +605,11 @@ class QmpClient:
         with self._lock:
             if "id" in reply:
                 pending = self._pending.pop(_id_key(reply["id"]), None)
-            else:  # QEMU answers input it could not parse without an id
-                pending = self._pop_oldest()
+                self._in_step = self._in_step or pending is not None
+            elif self._in_step or "error" in reply:
+                pending = self._pop_oldest()  # QEMU answers what it could not parse id-less
+            else:  # before we are in step, an id-less answer is the previous client's
+                pending = None
         if pending is None:
             self.notes.append(f"dropped a reply nobody asked for: {_brief(reply)}")
         elif pending.abandoned:

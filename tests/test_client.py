@@ -465,8 +465,9 @@ def test_no_oob_when_not_offered(tmp_path: Path) -> None:
     with fake(tmp_path, _answer_then(b"")) as server, fake_client(server) as c:
         c.connect()
     assert server.connection is not None
-    # alone on the wire, the request needs no id (QEMU answers in order)
-    assert server.connection.received[0] == {"execute": "qmp_capabilities"}
+    # no oob asked for; the first request carries an id (nothing proves the wire in step)
+    negotiation = server.connection.received[0]
+    assert negotiation == {"execute": "qmp_capabilities", "id": negotiation["id"]}
 
 
 def test_requests_carry_ids_only_when_others_are_in_flight(qemu: Qemu) -> None:
@@ -745,3 +746,42 @@ def test_busy_tcp_monitor_gives_the_hint(qemu_factory: Callable[..., Qemu]) -> N
         assert holder.execute("query-status")["status"] == "running"  # the holder is served
     finally:
         holder.close()
+
+
+def test_a_reply_meant_for_the_previous_client_is_not_taken(tmp_path: Path) -> None:
+    """QEMU hands the answer to a command whose client left before it came to whichever
+    client is connected next, after that one's greeting (seen in a stress run: a test's
+    shell closed while its schema was being fetched, under load).  Taken as the answer
+    to the new client's qmp_capabilities, it shifted every later answer by one:
+    query-name's {} came back as query-status's.  The fake answers as that slow QEMU did:
+    each request's answer comes once the next request is in, unless the client waits
+    for its own (it must, until an answer carrying one of its ids proves the wire is in
+    step)."""
+    answers = {
+        "qmp_capabilities": {},
+        "query-name": {},
+        "query-status": {"status": "running", "running": True},
+        "query-version": "third",
+    }
+    stale = {"return": [{"name": "query-status", "meta-type": "command"}]}
+
+    def script(conn: FakeConnection) -> None:
+        conn.send(GREETING)
+        held = conn.read()
+        conn.send(stale)  # the previous client's query-qmp-schema, answered late
+        if "id" in held:  # a client that waits for its own answer gets it now
+            conn.reply(held, answers[held["execute"]])
+            while True:
+                request = conn.read()
+                conn.reply(request, answers[request["execute"]])
+        while True:  # one that took the stale answer goes on: the answers lag behind
+            request = conn.read()
+            conn.reply(held, answers[held["execute"]])
+            held = request
+
+    with fake(tmp_path, script) as server, fake_client(server) as c:
+        c.connect()
+        assert c.execute("query-name") == {}
+        assert c.execute("query-status")["status"] == "running"
+        assert c.execute("query-version") == "third"
+        assert any("nobody asked for" in note for note in c.notes)

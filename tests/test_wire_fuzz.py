@@ -238,8 +238,10 @@ class Peer:
     def _converse(self, sock: socket.socket, requests: Any) -> None:
         sock.sendall(self.greetings.get(timeout=WAIT))
         for request in requests:
-            if json.loads(request).get("execute") == "qmp_capabilities":
-                sock.sendall(b'{"return": {}}\n')
+            message = json.loads(request)
+            if message.get("execute") == "qmp_capabilities":  # its id echoed, as QEMU does
+                answer = {"return": {}, **({"id": message["id"]} if "id" in message else {})}
+                sock.sendall(json.dumps(answer).encode() + b"\n")
             else:
                 sock.sendall(self.batches.get(timeout=WAIT))
 
