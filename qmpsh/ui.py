@@ -431,7 +431,9 @@ class ShellUI:
                 self.schema = self.session.schema
             except QmpshError:
                 return
-            self.app.invalidate()
+            # Through the loop, not app.invalidate() from this thread: while the shell
+            # closes, that raised "no running event loop" here (a stress-run warning).
+            self._call_soon(self.app.invalidate)
 
         threading.Thread(target=load, name="schema", daemon=True).start()
 

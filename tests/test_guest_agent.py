@@ -127,7 +127,7 @@ def test_resync_after_a_timed_out_request(ga: QemuGa, tmp_path: Path) -> None:
         finally:
             os.kill(ga.pid, signal.SIGCONT)
         child.send("guest-get-host-name\r")
-        child.expect("host-name")
+        child.expect('"host-name"')  # the reply's key: the typed line has no quotes
         child.expect(GA_PROMPT)
     finally:
         leave(child)
@@ -188,7 +188,7 @@ def test_shell_asks_before_guest_shutdown_and_no_sends_nothing(ga: QemuGa, tmp_p
         child.send("n\r")  # never y: qemu-ga runs on this host (blocked, but still)
         child.expect("not sent")
         child.send("guest-get-host-name\r")
-        child.expect("host-name")
+        child.expect('"host-name"')  # the reply's key: the typed line has no quotes
         child.expect(GA_PROMPT)
     finally:
         leave(child)
