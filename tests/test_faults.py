@@ -446,17 +446,22 @@ def test_qemu_killed_mid_reply(tmp_path: Path) -> None:
         with RawMonitor(str(fill), timeout=300) as monitor:
             monitor.execute("ringbuf-write", device="rb", data="x" * BIG_REPLY)
         proc, log = scripted(tmp_path, qemu)
-        wait_for(lambda: transcript_has(log, "in", "return"), "negotiation")
-        qemu.kill(signal.SIGSTOP)
-        send_line(proc, json.dumps({"execute": "ringbuf-read", "arguments": READ_RING}))
-        wait_for(lambda: queued(qemu).inbound > 0, "the command in QEMU's receive queue")
-        os.kill(proc.pid, signal.SIGSTOP)
-        qemu.kill(signal.SIGCONT)
-        wait_for(lambda: queued(qemu).outbound > 0, "part of the reply on its way to qmpsh")
-        qemu.kill(signal.SIGKILL)
-        qemu.proc.wait()
-        os.kill(proc.pid, signal.SIGCONT)
-        outcome = finish(proc, tmp_path)
+        try:
+            wait_for(lambda: transcript_has(log, "in", "return"), "negotiation")
+            qemu.kill(signal.SIGSTOP)
+            send_line(proc, json.dumps({"execute": "ringbuf-read", "arguments": READ_RING}))
+            wait_for(lambda: queued(qemu).inbound > 0, "the command in QEMU's receive queue")
+            os.kill(proc.pid, signal.SIGSTOP)
+            qemu.kill(signal.SIGCONT)
+            wait_for(lambda: queued(qemu).outbound > 0, "part of the reply on its way to qmpsh")
+            qemu.kill(signal.SIGKILL)
+            qemu.proc.wait()
+            os.kill(proc.pid, signal.SIGCONT)
+            outcome = finish(proc, tmp_path)
+        finally:  # a failed step leaves our qmpsh stopped: it is ours to end, by PID
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     one_line_error(outcome, "lost (EOF in the middle of a message)")
 
 
