@@ -1,11 +1,11 @@
 """prompt_toolkit's default key bindings without vi mode's: qmpsh edits in emacs mode.
 
-``Application`` builds its defaults itself, vi mode's ~600 bindings included, which
-took ~20 ms of every interactive start (a fifth of qmp-shell's whole start-up) for a
-mode qmpsh never enters.  While qmpsh's Application is built, its defaults are
-prompt_toolkit's own list (``key_binding.defaults.load_key_bindings``) less the two vi
-loaders.  A prompt_toolkit whose Application finds its defaults elsewhere keeps them:
-slower, never wrong.
+``Application`` builds its defaults itself at every start: 582 bindings, 331 of them vi
+mode's (``load_vi_bindings`` was 2.8 of the 4.5 ms the defaults took in a warm process,
+more in a cold one), for a mode qmpsh never enters.  While qmpsh's Application is
+built, its defaults are prompt_toolkit's own list
+(``key_binding.defaults.load_key_bindings``) less the two vi loaders.  A prompt_toolkit
+whose Application finds its defaults elsewhere keeps them: slower, never wrong.
 """
 
 from __future__ import annotations
