@@ -27,7 +27,7 @@ from qmpsh.errors import (
     InputError,
     QmpshError,
 )
-from qmpsh.options import build_parser, output_columns, split_qemu_args
+from qmpsh.options import build_parser, split_qemu_args
 from qmpsh.startup import pause_collection, resume_collection
 
 if TYPE_CHECKING:
@@ -357,6 +357,7 @@ def _run_many(args: argparse.Namespace, names: list[str], scripted: bool) -> int
         return _shell_on_all(args, names)
     from qmpsh.fanout import FanOut, renderer_factory
     from qmpsh.monitor import connect, forward_of
+    from qmpsh.render import layout_width
     from qmpsh.script import run_lines
     from qmpsh.targets import worst
 
@@ -368,7 +369,7 @@ def _run_many(args: argparse.Namespace, names: list[str], scripted: bool) -> int
     numbered = not (len(args.command) == 1 and not args.file)
     with contextlib.ExitStack() as stack:
         writers = _open_outputs(args, stack)
-        fan = FanOut(names, settings.fmt, color=settings.color, width=output_columns())
+        fan = FanOut(names, settings.fmt, color=settings.color, width=layout_width(sys.stdout))
         forwards: list[Any] = []  # stopped here too: Ctrl-C leaves the targets' threads behind
         stack.callback(lambda: [forward.close() for forward in list(forwards)])
 
@@ -407,6 +408,7 @@ def _vminfo_table(
     from concurrent.futures import ThreadPoolExecutor
 
     from qmpsh.monitor import connect, forward_of
+    from qmpsh.render import layout_width
     from qmpsh.targets import worst
     from qmpsh.vminfo import format_rows, gather, summary_row
 
@@ -428,7 +430,7 @@ def _vminfo_table(
         results = list(pool.map(one, names))
     rows = [(name, row) for name, (row, _) in zip(names, results, strict=True) if row is not None]
     if rows:
-        sys.stdout.write(format_rows(rows, output_columns(), color=color))
+        sys.stdout.write(format_rows(rows, layout_width(sys.stdout), color=color))
     return worst([status for _, status in results])
 
 

@@ -74,17 +74,12 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, width=terminal_columns() - 2)  # -2: as argparse does
 
 
-def _columns_variable() -> int:
-    """``$COLUMNS`` as a number, 0 when unset or not one."""
-    try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        return 0
-
-
 def terminal_columns() -> int:
     """What ``shutil.get_terminal_size().columns`` would say: $COLUMNS, the terminal, or 80."""
-    columns = _columns_variable()
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
     stream = sys.__stdout__
     if columns > 0 or stream is None:
         return columns if columns > 0 else 80
@@ -92,16 +87,6 @@ def terminal_columns() -> int:
         return os.get_terminal_size(stream.fileno()).columns or 80
     except (AttributeError, ValueError, OSError):
         return 80
-
-
-def output_columns() -> int | None:
-    """The width output is laid out for: ``$COLUMNS``, else the terminal's; None in a
-    pipe or a file with no ``$COLUMNS`` (nothing wraps; see ``Renderer.layout_width``)."""
-    try:
-        on_terminal = sys.stdout.isatty()
-    except (AttributeError, ValueError):  # closed or replaced
-        on_terminal = False
-    return terminal_columns() if on_terminal or _columns_variable() > 0 else None
 
 
 def build_parser() -> argparse.ArgumentParser:

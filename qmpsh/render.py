@@ -162,23 +162,11 @@ class Renderer:
     def on_terminal(self) -> bool:
         """Whether replies go to a screen: a width was given (the shell knows its own)
         or standard output is a terminal."""
-        if self.width is not None:
-            return True
-        try:
-            return self.out.isatty()
-        except (AttributeError, ValueError, OSError):  # a closed or odd stream
-            return False
+        return self.width is not None or _is_terminal(self.out)
 
     def layout_width(self) -> int | None:
-        """The columns replies are laid out in: the given width, else ``$COLUMNS``, else
-        the terminal's.  None in a pipe or a file with no ``$COLUMNS``: nothing wraps
-        (rich would wrap at 80, cutting paths and padding lines)."""
-        width = usable_width(self.width)
-        if width is None and self.on_terminal():
-            import shutil
-
-            width = usable_width(shutil.get_terminal_size((80, 24)).columns)
-        return width
+        """The columns replies are laid out in (see the module function)."""
+        return layout_width(self.out, self.width)
 
     def _make_console(self, file: TextIO) -> Console:
         from rich.console import Console
@@ -208,6 +196,26 @@ def unpadded(text: str) -> str:
     """rich's output without the spaces that pad each line's last cell to its column's
     width: noise in a pipe or a file, and invisible on a terminal."""
     return TRAILING_SPACES.sub(r"\1", text)
+
+
+def layout_width(stream: TextIO, width: int | None = None) -> int | None:
+    """The columns output to ``stream`` is laid out in: ``width`` if given, else
+    ``$COLUMNS``, else the terminal's.  None in a pipe or a file with no ``$COLUMNS``:
+    nothing wraps (rich would wrap at 80, cutting paths and padding lines).  The one
+    rule for replies, tables, ``--vminfo`` and the fan-out."""
+    columns = usable_width(width)
+    if columns is None and _is_terminal(stream):
+        import shutil
+
+        columns = usable_width(shutil.get_terminal_size((80, 24)).columns)
+    return columns
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):  # a closed or odd stream
+        return False
 
 
 def usable_width(width: int | None) -> int | None:

@@ -703,11 +703,9 @@ def _size(value: Any) -> str:
 
 def show_vminfo(session: Session, renderer: Renderer) -> int:
     """``vminfo``: gather, then print in the session's format (pretty text or one JSON object)."""
-
     info = gather(session.client, session.settings.timeout)
     if renderer.fmt == "pretty":
-        layout = format_pretty(info, renderer.layout_width(), color=renderer.color)
-        renderer.text(layout)
+        renderer.text(format_pretty(info, renderer.layout_width(), color=renderer.color))
     else:
         renderer.reply("vminfo", {"return": info})
     return 0
