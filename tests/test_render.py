@@ -286,21 +286,32 @@ def test_big_reply_fast_path_is_valid_indented_json(mon: RawMonitor) -> None:
     assert json.loads(ANSI.sub("", colored)) == reply["return"]
 
 
-def test_json_and_raw_never_import_rich() -> None:
+def printed_then_modules(body: str, packages: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """What ``body`` prints in a fresh interpreter (``sys`` and ``Renderer`` imported):
+    its stdout lines, then one line naming the modules of ``packages`` it loaded; and
+    its stderr lines."""
     code = (
         "import sys\n"
         "from qmpsh.render import Renderer\n"
+        f"{body}"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {packages!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    )
+    return done.stdout.splitlines(), done.stderr.splitlines()
+
+
+def test_json_and_raw_never_import_rich() -> None:
+    body = (
         "for fmt in ('json', 'raw'):\n"
         "    r = Renderer(fmt, sys.stdout, sys.stderr, color=True)\n"
         "    r.reply('q', {'return': {'a': [1]}})\n"
         "    r.reply('q', {'error': {'class': 'GenericError', 'desc': 'no'}})\n"
         "    r.text('t'); r.error('e')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'pygments')))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
-    )
-    assert done.stdout.splitlines() == [
+    out, err = printed_then_modules(body, ("rich", "pygments"))
+    assert out == [
         '{"a":[1]}',
         "t",
         '{"return":{"a":[1]}}',
@@ -308,4 +319,4 @@ def test_json_and_raw_never_import_rich() -> None:
         "t",
         "[]",
     ]
-    assert done.stderr.splitlines() == ["error: GenericError: no", "error: e", "error: e"]
+    assert err == ["error: GenericError: no", "error: e", "error: e"]

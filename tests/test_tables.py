@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from qemu import Qemu, RawMonitor
 from support import run_qmpsh, wait_for
-from test_render import ANSI, WIDTH, render, rows, wire
+from test_render import ANSI, WIDTH, printed_then_modules, render, rows, wire
 
 from qmpsh.render import Renderer
 from qmpsh.tables import human_size
@@ -250,15 +248,10 @@ def test_vminfo_into_a_pipe_neither_wraps_nor_pads(qemu_factory: Callable[..., Q
 
 def test_a_reply_that_is_no_table_loads_no_rich() -> None:
     """Plain pretty output (no colour, no table) prints without importing rich."""
-    code = (
-        "import sys\n"
-        "from qmpsh.render import Renderer\n"
+    body = (
         "r = Renderer('pretty', sys.stdout, sys.stderr, color=False)\n"
         "r.reply('query-name', {'return': {'name': 'vm1'}})\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
-    )
-    assert json.loads(done.stdout.split("\n[")[0]) == {"name": "vm1"}
-    assert done.stdout.rstrip().endswith("\n[]")
+    (*printed, modules), _ = printed_then_modules(body, ("rich",))
+    assert json.loads("\n".join(printed)) == {"name": "vm1"}
+    assert modules == "[]"
