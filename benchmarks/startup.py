@@ -16,6 +16,9 @@ runs interleaved so the machine's load drifts over all alike:
 
 "prompt" is from spawning the process to its prompt on the terminal; "first reply" is
 from spawning to the reply of ``query-status`` typed as soon as the prompt showed.
+qmpsh paints its prompt before prompt_toolkit has loaded and keeps the keys typed at
+it (``qmpsh/early_prompt.py``): its "prompt" is when typing can start, and its "first
+reply" includes the wait for the Application to take those keys over.
 Target (issue 11, item 20): qmpsh's prompt within 2x qmp-shell's, warm cache.
 
     python benchmarks/startup.py            # 15 runs of each

@@ -13,6 +13,7 @@ from qmpsh.visible import visible
 
 if TYPE_CHECKING:
     from qmpsh.session import Session
+    from qmpsh.targets import Targets
 
 
 def banner(session: Session) -> str:
@@ -22,6 +23,23 @@ def banner(session: Session) -> str:
         f"qmpsh: {peer_name(session)} {major}.{minor}.{micro} at {session.client.address}; "
         "'help' for help, F2 toggles events, Ctrl-D leaves\n"
     )
+
+
+def shell_banner(targets: Targets) -> str:
+    """The banner of the current target, and with several targets, how to move between them."""
+    text = banner(targets.current)
+    if len(targets) > 1:
+        names = ", ".join(visible(name) for name, _ in targets)
+        text += f"qmpsh: targets {names}; `use NAME` switches, `targets` lists\n"
+    return text
+
+
+def shell_prompt(targets: Targets, several: bool) -> str:
+    """``(NAME) `` once there are (or were) several targets; until then the VM's name or
+    version, as ``prompt_text`` says."""
+    if several and targets.current_name is not None:
+        return f"({visible(targets.current_name)}) "
+    return prompt_text(targets.current)
 
 
 def prompt_text(session: Session) -> str:

@@ -744,9 +744,15 @@ def _run_interactive(targets: Targets, options: ShellOptions) -> int:
         # Lines go to the current target (`use` switches); only its first one's events show.
         resume_collection()
         return run_plain(cast("Session", CurrentSession(targets)), options)
-    from qmpsh.ui import run_interactive
+    from qmpsh.banner import shell_banner, shell_prompt
+    from qmpsh.early_prompt import early_prompt, wants_colour
 
-    return run_interactive(targets.current, options, targets)
+    head = "" if options.quiet else shell_banner(targets)
+    prompt = shell_prompt(targets, several=len(targets) > 1)
+    with early_prompt(head, prompt, colour=wants_colour(options.color)) as painted:
+        from qmpsh.ui import run_interactive  # prompt_toolkit: the slow part of starting
+
+        return run_interactive(targets, options, painted)
 
 
 def _wait_event(args: argparse.Namespace, session: Session) -> int:

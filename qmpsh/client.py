@@ -73,6 +73,7 @@ from qmpsh.errors import (
     ProtocolError,
     QmpshError,
 )
+from qmpsh.loss_listeners import DisconnectListener, LossListeners
 from qmpsh.monitor import Capabilities, execute_command
 
 if TYPE_CHECKING:
@@ -95,7 +96,6 @@ LEAD_GRACE = 0.005
 
 EventListener = Callable[[dict[str, Any]], None]
 TranscriptListener = Callable[[str, dict[str, Any]], None]
-DisconnectListener = Callable[[QmpshError], None]
 
 
 class PendingReply:
@@ -178,7 +178,7 @@ class QmpClient:
         self._in_step = False  # an answer with one of our ids has come (module doc)
         self._event_listeners: list[EventListener] = []
         self._transcript_listeners: list[TranscriptListener] = []
-        self._disconnect_listeners: list[DisconnectListener] = []
+        self._lost_listeners = LossListeners(self.notes)  # told only if connect() succeeded
         self._stray: list[bytes] = []
         self._up = False  # connect() succeeded: only then are disconnect listeners told
         # Whoever holds _read_lock reads the socket: the reader thread, or one caller of
@@ -206,11 +206,9 @@ class QmpClient:
         self._transcript_listeners.append(callback)
 
     def add_disconnect_listener(self, callback: DisconnectListener) -> None:
-        """Called once with the failure when a made connection is lost, so a UI can say so.
-
-        A failed ``connect()`` raises instead: listeners hear only of connections made.
-        """
-        self._disconnect_listeners.append(callback)
+        """Called once with the failure when a made connection is lost; at once if it
+        already was (``loss_listeners``).  A failed ``connect()`` raises instead."""
+        self._lost_listeners.add(callback)
 
     def inherit_listeners(self, old: QmpClient) -> None:
         """Take over ``old``'s listeners, to reconnect with a new client (call before connect).
@@ -219,7 +217,7 @@ class QmpClient:
         """
         _merge(self._event_listeners, old._event_listeners)
         _merge(self._transcript_listeners, old._transcript_listeners)
-        _merge(self._disconnect_listeners, old._disconnect_listeners)
+        self._lost_listeners.take_over(old._lost_listeners)
 
     # -- connecting --------------------------------------------------------------
 
@@ -640,11 +638,8 @@ class QmpClient:
         self._wake_reader.set()
         for request in pending:
             request._fail(failure)
-        for listener in self._disconnect_listeners if tell else ():
-            try:
-                listener(failure)
-            except Exception as e:
-                self.notes.append(f"disconnect listener failed: {type(e).__name__}: {e}")
+        if tell:
+            self._lost_listeners.tell(failure)
 
     def _hang_up(self) -> None:
         sock = self._sock

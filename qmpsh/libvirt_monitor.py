@@ -47,7 +47,6 @@ from qmpsh import wire
 from qmpsh.client import (
     MAX_LINE,
     MAX_NOTES,
-    DisconnectListener,
     EventListener,
     PendingReply,
     TranscriptListener,
@@ -65,6 +64,7 @@ from qmpsh.errors import (
 )
 from qmpsh.libvirt_address import LibvirtAddress, uri_for
 from qmpsh.libvirt_targets import import_libvirt, one_line
+from qmpsh.loss_listeners import DisconnectListener, LossListeners
 from qmpsh.monitor import Capabilities, execute_command
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ class LibvirtMonitor:
         self._callbacks: list[Callable[[], None]] = []  # deregistrations, for close()
         self._event_listeners: list[EventListener] = []
         self._transcript_listeners: list[TranscriptListener] = []
-        self._disconnect_listeners: list[DisconnectListener] = []
+        self._lost_listeners = LossListeners(self.notes)  # told only if connect() succeeded
 
     # -- listeners ---------------------------------------------------------------
 
@@ -153,12 +153,16 @@ class LibvirtMonitor:
         self._transcript_listeners.append(callback)
 
     def add_disconnect_listener(self, callback: DisconnectListener) -> None:
-        """Called once with the failure when a made connection is lost."""
-        self._disconnect_listeners.append(callback)
+        """Called once with the failure when a made connection is lost; at once if it
+        already was (``loss_listeners``).  A failed ``connect()`` raises instead."""
+        self._lost_listeners.add(callback)
 
     def inherit_listeners(self, old: Any) -> None:
         """Take over another monitor's listeners (any kind: the lists have the same names)."""
-        for name in ("_event_listeners", "_transcript_listeners", "_disconnect_listeners"):
+        theirs = getattr(old, "_lost_listeners", None)
+        if isinstance(theirs, LossListeners):
+            self._lost_listeners.take_over(theirs)
+        for name in ("_event_listeners", "_transcript_listeners"):
             mine: list[Any] = getattr(self, name)
             mine.extend(x for x in list(getattr(old, name, ())) if x not in mine)
 
@@ -513,11 +517,8 @@ class LibvirtMonitor:
             tell = self._up
         for request in pending:
             request._fail(failure)
-        for listener in self._disconnect_listeners if tell else ():
-            try:
-                listener(failure)
-            except Exception as e:
-                self.notes.append(f"disconnect listener failed: {type(e).__name__}: {e}")
+        if tell:
+            self._lost_listeners.tell(failure)
 
     def _tell_transcript(self, direction: str, message: dict[str, Any]) -> None:
         for listener in self._transcript_listeners:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Self
 
 from qmpsh.errors import CommandError, InputError
+from qmpsh.loss_listeners import DisconnectListener
 
 if TYPE_CHECKING:
     from qmpsh.errors import QmpshError
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 EventListener = Callable[[dict[str, Any]], None]
 # ("out"|"in"|"event"|"fd", message); "fd" ({"file": PATH}) precedes the "out" it went with
 TranscriptListener = Callable[[str, dict[str, Any]], None]
-DisconnectListener = Callable[["QmpshError"], None]
 
 
 class Capabilities(NamedTuple):  # not a dataclass: ~0.4 ms less at every start
@@ -130,7 +130,8 @@ class Monitor(Protocol):
 
     def add_transcript_listener(self, callback: TranscriptListener) -> None: ...
 
-    def add_disconnect_listener(self, callback: DisconnectListener) -> None: ...
+    def add_disconnect_listener(self, callback: DisconnectListener) -> None:
+        """Called once with the failure when a made connection is lost (at once if it was)."""
 
     def inherit_listeners(self, old: Self) -> None:
         """Take over ``old``'s listeners (before connecting), for a reconnect."""

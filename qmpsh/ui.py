@@ -38,7 +38,7 @@ from prompt_toolkit.lexers import DynamicLexer, Lexer
 from prompt_toolkit.output import ColorDepth, Output
 
 from qmpsh import layout, pager
-from qmpsh.banner import banner, prompt_text
+from qmpsh.banner import shell_prompt
 from qmpsh.config import color_depth_name
 from qmpsh.confirm import confirmation, ends_qemu, is_yes, question
 from qmpsh.emacs_keys import emacs_only
@@ -60,6 +60,7 @@ from qmpsh.ui_completer import shell_completer
 from qmpsh.workers import Job, start_job
 
 if TYPE_CHECKING:
+    from qmpsh.early_prompt import EarlyPrompt
     from qmpsh.monitor import Monitor
     from qmpsh.schema import Schema
     from qmpsh.session import Session
@@ -84,9 +85,11 @@ class ShellUI:
         output: Output | None = None,
         stdout: TextIO | None = None,
         targets: Targets | None = None,
+        prompt: str | None = None,
     ) -> None:
         """``targets`` holds every target (``session`` is its current one); without it
-        the shell has ``session`` alone until ``connect`` adds another."""
+        the shell has ``session`` alone until ``connect`` adds another.  ``prompt`` is
+        the one already on screen (``early_prompt``), so it is not asked for again."""
         if targets is None:
             targets = Targets()
             targets.add("vm", session)
@@ -107,7 +110,7 @@ class ShellUI:
         self.tallest_pane = 0  # rows the event pane has reached (the layout keeps them)
         self.schema: Schema | None = None  # set by warm_schema(); the toolbar never waits
         self.status = EXIT_OK
-        self.prompt_text = self._prompt()
+        self.prompt_text = prompt if prompt is not None else self._prompt()
         self._event_lines: list[str] = []  # events waiting to print above the prompt
         self._queued_lines: deque[str] = deque()  # a pasted block's rest, lines typed ahead
         self._queue_lock = threading.Lock()
@@ -117,7 +120,10 @@ class ShellUI:
         self.buffer = self._make_buffer(history)
         self.confirm_buffer = Buffer(name="confirm", multiline=False)  # the y/N answer line
         self._keys = RawWhilePrinting(input or get_app_session().input)
+        self._early_lock = threading.Lock()
+        self._early_calls: list[Callable[[], object]] | None = []  # None once the loop runs
         self.app = self._make_app(self._keys, output)
+        self.app.pre_run_callables.append(self._run_early_calls)
         self._drawn = False
         self.app.after_render += self._after_first_draw
         targets.watch(self._watch, lambda: self._call_soon(self._follow_target))
@@ -329,9 +335,25 @@ class ShellUI:
         self.stdout.flush()
 
     def _call_soon(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the UI thread; before the Application runs, as it starts
+        (a connection lost or an event logged while it was being built is not dropped)."""
+        with self._early_lock:
+            if self._early_calls is not None:
+                self._early_calls.append(callback)
+                return
         loop = self.app.loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(callback)
+
+    def _run_early_calls(self) -> None:
+        """The Application runs (its loop is set): what ``_call_soon`` kept, in order."""
+        with self._early_lock:
+            calls, self._early_calls = self._early_calls or [], None
+        loop = self.app.loop
+        if loop is None:
+            return
+        for callback in calls:
+            loop.call_soon(callback)
 
     # -- events (called on the client's reader thread) -----------------------------
 
@@ -358,10 +380,7 @@ class ShellUI:
         self.app.invalidate()
 
     def _prompt(self) -> str:
-        """``(NAME) `` once there are several targets; until then the VM's name or version."""
-        if self.several and self.targets.current_name is not None:
-            return f"({visible(self.targets.current_name)}) "
-        return prompt_text(self.targets.current)
+        return shell_prompt(self.targets, self.several)
 
     def _on_event(self, name: str, session: Session, logged: LoggedEvent) -> None:
         flt = session.event_filter
@@ -515,18 +534,18 @@ def _paint(logged: TaggedEvent, color: bool) -> str:
     return f"{code}{line}\x1b[0m\n" if code else line + "\n"
 
 
-def run_interactive(session: Session, options: ShellOptions, targets: Targets | None = None) -> int:
-    """Run the shell until Ctrl-D, ``exit`` or a signal; return the exit code."""
+def run_interactive(targets: Targets, options: ShellOptions, painted: EarlyPrompt) -> int:
+    """Run the shell until Ctrl-D, ``exit`` or a signal; return the exit code.
+
+    The banner and the prompt are on screen already (``painted``); the Application's
+    first draw replaces that prompt with its own.
+    """
     from qmpsh.config import history_path
     from qmpsh.history import PrivateHistory
 
     history = PrivateHistory(history_path(), options.history_size)
-    ui = ShellUI(session, options, history=history, targets=targets)
-    if not options.quiet:
-        sys.stdout.write(banner(session))
-        if len(ui.targets) > 1:
-            names = ", ".join(visible(name) for name, _ in ui.targets)
-            sys.stdout.write(f"qmpsh: targets {names}; `use NAME` switches, `targets` lists\n")
+    ui = ShellUI(targets.current, options, history=history, targets=targets, prompt=painted.prompt)
+    painted.hand_over()
     result = run_app(ui)
     return result if result is not None else ui.status
 

@@ -213,6 +213,24 @@ def test_sigkill_while_idle_disconnects(qemu_factory: Callable[..., Qemu]) -> No
     assert len(lost) == 1 and isinstance(c.failure, DisconnectedError)
 
 
+def test_a_listener_added_after_the_loss_hears_of_it_once(
+    qemu_factory: Callable[..., Qemu],
+) -> None:
+    """The shell starts listening after connecting (its prompt_toolkit loads meanwhile):
+    a connection already lost by then is told at once, not never."""
+    q = qemu_factory()
+    c = connected(q)
+    early: list[Exception] = []
+    c.add_disconnect_listener(early.append)
+    q.kill()
+    q.proc.wait(5)
+    with pytest.raises(DisconnectedError):
+        c.execute("query-status", timeout=5)
+    late: list[Exception] = []
+    c.add_disconnect_listener(late.append)
+    assert len(early) == 1 and late == [c.failure]
+
+
 def test_sigkill_mid_command_fails_pending(qemu_factory: Callable[..., Qemu]) -> None:
     q = qemu_factory()
     c = connected(q)
