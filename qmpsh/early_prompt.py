@@ -10,9 +10,11 @@ the Application reads it as its first keys.  Then the cursor goes back to the st
 of the painted prompt line, where the Application's first draw erases it and draws
 its own prompt in the same place.
 
-Only echo and line editing are turned off (``ECHO``, ``ICANON``): Ctrl-C still
-interrupts.  The terminal's settings as they were are put back when the shell ends,
-however it ends, since the Application, too, restores what it found at its start.
+The input goes into the mode the Application reads it in (prompt_toolkit's raw mode:
+no echo, no line editing, no signals from keys, no CR-to-LF), so a key typed early
+means what it means at the prompt: Enter accepts, Ctrl-C clears the line rather than
+ending qmpsh, Ctrl-D leaves.  The terminal's settings as they were are put back when
+the shell ends, however it ends, since the Application restores only what it found.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ __all__ = ["PROMPT_SGR", "EarlyPrompt", "early_prompt", "wants_colour"]
 
 PROMPT_SGR = "\x1b[0;1;32m"  # the prompt's style in style.py ("bold ansigreen")
 _RESET = "\x1b[0m"
+# What prompt_toolkit's raw mode turns off (prompt_toolkit.input.vt100.raw_mode).
+_RAW_IFLAG_OFF = termios.IXON | termios.IXOFF | termios.ICRNL | termios.INLCR | termios.IGNCR
+_RAW_LFLAG_OFF = termios.ECHO | termios.ICANON | termios.IEXTEN | termios.ISIG
 
 
 class EarlyPrompt:
@@ -51,9 +56,10 @@ def _hold_keys(fd: int) -> list[int | list[bytes | int]] | None:
     except (termios.error, OSError):
         return None
     held = termios.tcgetattr(fd)
-    lflag = held[3]
-    assert isinstance(lflag, int)
-    held[3] = lflag & ~(termios.ECHO | termios.ICANON)
+    iflag, lflag = held[0], held[3]
+    assert isinstance(iflag, int) and isinstance(lflag, int)
+    held[0] = iflag & ~_RAW_IFLAG_OFF
+    held[3] = lflag & ~_RAW_LFLAG_OFF
     try:
         termios.tcsetattr(fd, termios.TCSANOW, held)
     except (termios.error, OSError):

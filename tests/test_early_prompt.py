@@ -44,9 +44,9 @@ def test_keys_are_held_unechoed_while_painted_and_the_settings_come_back(
     out = io.StringIO()
     with early_prompt("banner\n", "(vm) ", colour=True, out=out, fd=terminal) as painted:
         assert lflag(terminal) & ECHO_AND_LINES == 0
-        assert lflag(terminal) & termios.ISIG  # Ctrl-C still interrupts
-        os.write(main, b"typed")
-        assert os.read(terminal, 100) == b"typed"  # there for the Application to read
+        os.write(main, b"typed\r\x03")  # Enter and Ctrl-C are keys, as at the prompt
+        os.set_blocking(terminal, False)  # a failure here, not a hang
+        assert os.read(terminal, 100) == b"typed\r\x03"  # there for the Application
         os.set_blocking(main, False)
         with pytest.raises(BlockingIOError):
             os.read(main, 100)  # and the terminal showed nothing of it
@@ -102,6 +102,20 @@ def test_keys_typed_at_the_painted_prompt_run_once_and_are_not_echoed_raw(
         child.expect(PROMPT)
     finally:
         leave(child)
+
+
+def test_ctrl_c_at_the_painted_prompt_clears_the_line_as_at_the_prompt(
+    qemu: Qemu, tmp_path: Path
+) -> None:
+    child = spawn_qmpsh([qemu.socket], tmp_path)
+    try:
+        child.expect(PROMPT)
+        child.send("bogus words\x03query-status\r")  # Ctrl-C: a key, not SIGINT
+        child.expect("VM status: running")
+        assert child.isalive()
+    finally:
+        leave(child)
+    assert child.exitstatus == 0
 
 
 def test_the_terminal_is_as_before_after_the_shell(qemu: Qemu, tmp_path: Path) -> None:
