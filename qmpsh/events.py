@@ -318,6 +318,18 @@ class EventLog:
         with self._cond:
             self._listeners.append(callback)
 
+    def listen(self, callback: Callable[[LoggedEvent], None]) -> None:
+        """``add_listener``, but first ``callback`` gets the events already in the window.
+
+        Under the lock that filing takes, so every event reaches ``callback`` once and
+        in order: the shell starts listening only after it has connected and loaded
+        prompt_toolkit, and what came meanwhile is shown, not skipped.
+        """
+        with self._cond:
+            for logged in self._window:
+                callback(logged)
+            self._listeners.append(callback)
+
     def recent(self, n: int | None = None, flt: EventFilter | None = None) -> list[LoggedEvent]:
         """The newest ``n`` events of the window that pass ``flt``, oldest first."""
         with self._cond:

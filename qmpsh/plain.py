@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
 def run_plain(session: Session, options: ShellOptions) -> int:
     """Read lines until EOF or ``exit``; the shell stays up when the connection is lost."""
-    session.events.add_listener(lambda logged: print(logged.numbered(), flush=True))
     if not options.quiet:
         sys.stdout.write(banner(session))
+    session.events.listen(lambda logged: print(logged.numbered(), flush=True))
     prompt = prompt_text(session)
     out, err = _Watched(sys.stdout), _Watched(sys.stderr)
     output = Output(cast(TextIO, out), cast(TextIO, err), session.output.width)

@@ -359,7 +359,9 @@ class ShellUI:
 
     def _watch(self, name: str, session: Session) -> None:
         """Hear a target's events, losses and reconnects (for each target, once)."""
-        session.events.add_listener(lambda logged: self._on_event(name, session, logged))
+        # Events that came before the shell listened (while it was starting, or while
+        # `connect` set the target up) are shown like those that come later.
+        session.events.listen(lambda logged: self._on_event(name, session, logged))
         session.client.add_disconnect_listener(lambda failure: self._on_disconnect(failure, name))
         session.add_client_listener(self._on_new_client)
         run_state(session).add_listener(self._redraw_for_events)

@@ -7,12 +7,13 @@ import io
 import os
 import re
 import termios
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pexpect
 import pytest
-from qemu import Qemu
+from qemu import Qemu, RawMonitor
+from support import negotiated, wait_for
 from test_e2e_pty import PROMPT, leave, qmpsh_command, spawn_qmpsh
 
 from qmpsh.early_prompt import PROMPT_SGR, early_prompt, wants_colour
@@ -116,6 +117,26 @@ def test_ctrl_c_at_the_painted_prompt_clears_the_line_as_at_the_prompt(
     finally:
         leave(child)
     assert child.exitstatus == 0
+
+
+def test_an_event_from_before_the_shell_listened_is_shown(
+    qemu_factory: Callable[..., Qemu], tmp_path: Path
+) -> None:
+    """At 90 columns events print above the prompt.  One that QEMU sends while qmpsh is
+    still starting (connected, prompt_toolkit loading) used to be in the log only."""
+    second = str(tmp_path / "second.sock")  # a -qmp monitor serves one client at a time
+    q = qemu_factory("-qmp", f"unix:{second},server=on,wait=off")
+    log = tmp_path / "transcript.jsonl"
+    child = spawn_qmpsh([q.socket, "-l", str(log)], tmp_path)
+    child.setwinsize(30, 90)
+    try:
+        wait_for(lambda: negotiated(log), "qmpsh to negotiate")  # QEMU sends it events now
+        with RawMonitor(second) as mon:
+            mon.execute("stop")
+        child.expect("STOP")
+        child.expect(PROMPT)
+    finally:
+        leave(child)
 
 
 def test_the_terminal_is_as_before_after_the_shell(qemu: Qemu, tmp_path: Path) -> None:

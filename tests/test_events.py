@@ -401,3 +401,13 @@ def test_spice_sessions_group_channels_and_track_state() -> None:
     assert lines[1].split() == ["main:0", "up", "127.0.0.1:1000"]
     assert lines[2].split() == ["inputs:0", "down", "127.0.0.1:1001", "🔒", "tls"]
     assert format_spice_sessions([]) == ["no SPICE sessions seen"]
+
+
+def test_listen_hands_over_what_is_logged_then_what_comes() -> None:
+    log = EventLog(capacity=10)
+    log.append({"event": "STOP"})
+    log.append({"event": "RESUME"})
+    seen: list[str] = []
+    log.listen(lambda logged: seen.append(logged.name))
+    log.append({"event": "SHUTDOWN"})
+    assert seen == ["STOP", "RESUME", "SHUTDOWN"]
